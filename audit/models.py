@@ -1,0 +1,67 @@
+"""The audit trail: one append-only, hash-chained table.
+
+Rows are only ever inserted (by `audit.services.audit_append`, inside the
+transaction of the change they record). UPDATE, DELETE and TRUNCATE are
+refused by database triggers (migration 0002). Each row carries the hash of
+the previous row of its tenant and its own hash over its content, so
+`manage.py audit_verify` can find the first row that was altered or removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from workflow_api.core.models import TenantOwned
+
+
+class AuditAction(models.TextChoices):
+    ROLE_CREATED = "role.created", "Role created"
+    ROLE_UPDATED = "role.updated", "Role updated"
+    ROLE_DELETED = "role.deleted", "Role deleted"
+    ROLE_MEMBER_ADDED = "role_member.added", "Role member added"
+    ROLE_MEMBER_UPDATED = "role_member.updated", "Role member updated"
+    ROLE_MEMBER_REMOVED = "role_member.removed", "Role member removed"
+    USER_LOGGED_IN = "auth.logged_in", "Logged in"
+    USER_LOGGED_OUT = "auth.logged_out", "Logged out"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AuditEvent(TenantOwned):
+    SYSTEM_ACTOR = "system"
+
+    actor_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The auth service's user id; empty for the system."
+    )
+    actor_name = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    target_type = models.CharField(max_length=64, db_index=True)
+    target_id = models.CharField(max_length=64, db_index=True)
+    target_display = models.CharField(max_length=255, blank=True)
+    changes = models.JSONField(default=dict, blank=True, help_text="{field: [old, new]}")
+    correlation_id = models.CharField(max_length=200, blank=True, help_text="The request or message id.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["tenant", "id"], name="audit_tenant_chain_idx")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target_type}:{self.target_id}"
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AppendOnlyError("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events cannot be deleted.")

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "workflow_api.core"
+    label = "core"
+    verbose_name = "Engine infrastructure"

@@ -1,0 +1,245 @@
+"""Inbound messages: the base for consumer jobs, failure records, dead-lettering.
+
+A message that can never be processed is not silently acknowledged: it is
+recorded in InboundFailure (body and error, visible in the admin and the API),
+re-published to `<queue>.dlq` through the `workflow_api.dlx` exchange, and only
+then acknowledged, so the worker keeps going and nothing is lost. Transient
+database errors are retried with backoff instead. This covers bad payloads
+(InvalidMessage raised by a service), bugs (any other exception), and, via
+DeadLetteringConsumer, bodies Celery cannot decode or route at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.worker.consumer import Consumer
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db.models import F
+from django.utils import timezone
+
+from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
+from workflow_api.core.messaging import (
+    DEAD_LETTER_EXCHANGE,
+    INBOUND_QUEUES,
+    INBOUND_ROUTES,
+    dead_letter_queue,
+)
+from workflow_api.core.models import InboundFailure, MessageCounter, Tenant
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+class InvalidMessage(Exception):
+    """The message can never be processed as it is (shape, types, values)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_message", tenant: Tenant | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.tenant = tenant
+
+
+def message_count(*, task_name: str, outcome: str) -> None:
+    """Count how an inbound message ended (applied, ignored_other_system, …)."""
+    updated = MessageCounter.objects.filter(task_name=task_name, outcome=outcome).update(
+        count=F("count") + 1, updated_at=timezone.now()
+    )
+    if not updated:
+        counter, created = MessageCounter.objects.get_or_create(
+            task_name=task_name, outcome=outcome, defaults={"count": 1}
+        )
+        if not created:
+            MessageCounter.objects.filter(pk=counter.pk).update(count=F("count") + 1, updated_at=timezone.now())
+
+
+def inbound_failure_record(
+    *,
+    task_name: str,
+    queue: str,
+    message_id: str,
+    body: Any,
+    error_code: str,
+    error: str,
+    tenant: Tenant | None = None,
+) -> InboundFailure:
+    if not isinstance(body, dict):
+        body = {"raw": body}
+    return InboundFailure.objects.create(
+        tenant=tenant,
+        task_name=task_name,
+        queue=queue,
+        message_id=message_id,
+        body=_json_safe(body),
+        error_code=error_code,
+        error=error[:10000],
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=repr))
+
+
+def declare_dead_letter_queues() -> None:
+    """Declare the dead-letter exchange and one `<queue>.dlq` per inbound queue."""
+    if settings.CELERY_IN_PROCESS:
+        return
+    from workflow_api.celery import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in INBOUND_QUEUES:
+            dead_letter_queue(queue)(channel).declare()
+
+
+def _publish_dead_letter(
+    *, body: Any, queue: str, headers: dict[str, Any], content_type: str, content_encoding: str, failure_id: int
+) -> None:
+    from workflow_api.celery import app
+
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            body,
+            exchange=DEAD_LETTER_EXCHANGE,
+            routing_key=queue,
+            declare=[dead_letter_queue(queue)],
+            headers={**headers, "x-inbound-failure-id": failure_id},
+            content_type=content_type,
+            content_encoding=content_encoding,
+            serializer=None if isinstance(body, bytes | str) else "json",
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": 3},
+        )
+
+
+class InboundJob(Task):
+    """Base for consumers of the contract's inbound queues.
+
+    Acknowledged after the work commits; re-queued if the worker dies; a
+    transient database error is retried with backoff; any other failure is
+    recorded, dead-lettered and acknowledged (see the module docstring).
+    """
+
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = True
+    retry_backoff_max = 300
+    max_retries = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        token = bind_correlation_id(self.request.id or "-")
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, SoftTimeLimitExceeded, *TRANSIENT_ERRORS):
+            raise
+        except InvalidMessage as exc:
+            self._dead_letter(args, kwargs, code=exc.code, error=str(exc), tenant=exc.tenant)
+            return None
+        except Exception as exc:
+            logger.exception("inbound job failed", extra={"task_name": self.name})
+            self._dead_letter(args, kwargs, code="processing_error", error=f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            unbind_correlation_id(token)
+
+    def _dead_letter(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, code: str, error: str, tenant: Tenant | None = None
+    ) -> None:
+        delivery = self.request.delivery_info or {}
+        queue = delivery.get("routing_key") or INBOUND_ROUTES.get(self.name, "")
+        failure = inbound_failure_record(
+            task_name=self.name,
+            queue=queue,
+            message_id=self.request.id or "",
+            body={"args": list(args), "kwargs": kwargs},
+            error_code=code,
+            error=error,
+            tenant=tenant,
+        )
+        logger.warning(
+            "inbound message rejected",
+            extra={"task_name": self.name, "error_code": code, "error": error, "failure_id": failure.id},
+        )
+        if self.request.is_eager or not queue:
+            return
+        # A replayable Celery message: same name, arguments and id.
+        body = [list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+        headers = {"task": self.name, "id": self.request.id, "lang": "py", "x-error": error[:1000]}
+        _publish_dead_letter(
+            body=body,
+            queue=queue,
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf-8",
+            failure_id=failure.id,
+        )
+        InboundFailure.objects.filter(id=failure.id).update(dead_lettered=True)
+
+
+class DeadLetteringConsumer(Consumer):
+    """Celery's consumer, but a message it cannot decode or route is kept.
+
+    Celery acks (decode errors) or rejects (unknown task) such messages, which
+    would lose them; here they are recorded and dead-lettered first.
+    """
+
+    def _keep(self, message: Any, *, code: str, error: str) -> None:
+        close_old_connections()
+        delivery = getattr(message, "delivery_info", {}) or {}
+        queue = delivery.get("routing_key", "")
+        raw = message.body
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        headers = dict(getattr(message, "headers", {}) or {})
+        failure = inbound_failure_record(
+            task_name=str(headers.get("task", "")),
+            queue=queue,
+            message_id=str(headers.get("id", "")),
+            body={"raw": text[:100000], "headers": _json_safe(headers)},
+            error_code=code,
+            error=error,
+        )
+        if queue:
+            _publish_dead_letter(
+                body=raw,
+                queue=queue,
+                headers={**headers, "x-error": error[:1000]},
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                failure_id=failure.id,
+            )
+            InboundFailure.objects.filter(id=failure.id).update(dead_lettered=True)
+        close_old_connections()
+
+    def _keep_or_requeue(self, message: Any, *, code: str, error: str) -> None:
+        try:
+            self._keep(message, code=code, error=error)
+        except Exception:
+            logger.exception("could not dead-letter an unprocessable message; re-queueing it")
+            message.requeue()
+            return
+        message.ack()
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self._keep_or_requeue(message, code="undecodable_message", error=f"{type(exc).__name__}: {exc}")
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self._keep_or_requeue(message, code="unknown_message_format", error="not a Celery task message")
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._keep_or_requeue(message, code="unknown_task", error=f"unknown task: {exc}")
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._keep_or_requeue(message, code="invalid_task_message", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,9 @@
+"""Test settings: the same settings, plus what only the test suite needs."""
+
+from workflow_api.settings import *  # noqa: F403
+from workflow_api.settings import INSTALLED_APPS
+
+# Overrides `flush` so transactional tests can empty append-only tables.
+INSTALLED_APPS = ["workflow_api.testing", *INSTALLED_APPS]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOG_FORMAT = "plain"

@@ -1,0 +1,168 @@
+"""A real Celery worker process against RabbitMQ and the test database.
+
+Used by tests that must see the engine exactly as deployed: messages published
+by a plain Celery client (configured like the upstream services'), consumed by
+`celery -A workflow_api worker`, committed to the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from django.db import connection
+from kombu import Connection
+
+from workflow_api.core.messaging import INBOUND_QUEUES, INTERNAL_QUEUE, dead_letter_queue_name
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_database_url() -> str:
+    """A URL for the database the test run is using (test_<name>)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+def upstream_client(broker_url: str) -> Celery:
+    """A Celery client with default settings, as the helpdesk and auth services use."""
+    client = Celery("upstream", broker=broker_url)
+    client.conf.task_serializer = "json"
+    return client
+
+
+def purge(broker_url: str, queues: tuple[str, ...] | None = None) -> None:
+    """Empty the inbound queues and their dead-letter queues (missing ones are fine)."""
+    names = queues or (*INBOUND_QUEUES, INTERNAL_QUEUE)
+    with Connection(broker_url) as conn:
+        channel = conn.channel()
+        for name in names:
+            for queue in (name, dead_letter_queue_name(name)):
+                try:
+                    channel.queue_purge(queue)
+                except Exception:  # noqa: BLE001 - the queue does not exist yet
+                    channel = conn.channel()
+
+
+def drain(broker_url: str, queue: str, *, timeout: float = 5.0, expect: int | None = None) -> list[Any]:
+    """Read (and ack) messages from `queue` until `expect` arrived or nothing came for `timeout` s."""
+    messages: list[Any] = []
+    with Connection(broker_url) as conn:
+        simple = conn.SimpleQueue(queue, no_ack=False)
+        try:
+            while expect is None or len(messages) < expect:
+                try:
+                    message = simple.get(block=True, timeout=timeout)
+                except simple.Empty:
+                    break
+                messages.append(message)
+                message.ack()
+        finally:
+            simple.close()
+    return messages
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy; fail with the last value on timeout."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+class WorkerProcess:
+    def __init__(self, broker_url: str, *, concurrency: int = 1, extra_env: dict[str, str] | None = None) -> None:
+        self.broker_url = broker_url
+        self.concurrency = concurrency
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self._ready = threading.Event()
+
+    def start(self, *, timeout: float = 60.0) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "workflow_api.settings.test",
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": self.broker_url,
+            "LOG_FORMAT": "plain",
+            **self.extra_env,
+        }
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workflow_api",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise AssertionError("worker did not become ready:\n" + "".join(self.output[-50:]))
+        return self
+
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if " ready." in line:
+                self._ready.set()
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def running_worker(broker_url: str, **kwargs: Any) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(broker_url, **kwargs).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
