@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workflow_api.core import health
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("workflow_api.core.api.urls")),
     path("roles/", include("role.api.urls")),
     path("audit/", include("audit.api.urls")),

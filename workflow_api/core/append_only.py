@@ -3,8 +3,19 @@
 A migration adds `AppendOnly("<table>")`; from then on UPDATE and DELETE (and
 TRUNCATE on PostgreSQL) of that table are refused by triggers, whatever issues
 them: the ORM, raw SQL, or a psql session of the application's role. On
-PostgreSQL only a superuser can get around them (session_replication_role),
-which the test suite does to empty tables between transactional tests.
+PostgreSQL only a superuser (session_replication_role) or the table's owner
+(ALTER TABLE ... DISABLE TRIGGER, DROP TRIGGER) can get around them; the test
+suite does the former to empty tables between transactional tests. Run the
+application as a role that does not own its tables if the owner must not be
+able to rewrite history either.
+
+Every trigger is named `<table>_no_<operation>`, so tooling (the test flush,
+`installed_triggers`) can find them without a registry.
+
+SQLite caveat: a migration that makes Django rebuild an append-only table
+(most AlterField/RemoveField operations there) drops its triggers with the old
+table. Follow such an operation with another `AppendOnly(table)`; the test
+suite, which also runs on SQLite, catches a forgotten one.
 """
 
 from __future__ import annotations
@@ -23,8 +34,28 @@ $$ LANGUAGE plpgsql;
 """
 
 
+TRIGGER_SUFFIXES = ("_no_update", "_no_delete", "_no_truncate")
+
+
 def trigger_names(table: str) -> list[str]:
-    return [f"{table}_no_update", f"{table}_no_delete", f"{table}_no_truncate"]
+    return [f"{table}{suffix}" for suffix in TRIGGER_SUFFIXES]
+
+
+def is_append_only_trigger(name: str) -> bool:
+    return name.endswith(TRIGGER_SUFFIXES)
+
+
+def installed_triggers(connection: Any, table: str) -> set[str]:
+    """The append-only triggers that exist on `table` (to check a migration did its job)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+                [connection.ops.quote_name(table)],
+            )
+        else:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s", [table])
+        return {name for (name,) in cursor.fetchall() if is_append_only_trigger(name)}
 
 
 def install_sql(vendor: str, table: str) -> list[str]:
@@ -70,11 +101,11 @@ class AppendOnly(migrations.operations.base.Operation):
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         for statement in install_sql(schema_editor.connection.vendor, self.table):
-            schema_editor.execute(statement)
+            schema_editor.execute(statement, params=None)
 
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         for statement in uninstall_sql(schema_editor.connection.vendor, self.table):
-            schema_editor.execute(statement)
+            schema_editor.execute(statement, params=None)
 
     def describe(self) -> str:
         return f"Make {self.table} append-only"

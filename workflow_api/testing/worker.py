@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery
 from django.db import connection
-from kombu import Connection
+from kombu import Connection, Queue
 
 from workflow_api.core.messaging import INBOUND_QUEUES, INTERNAL_QUEUE, dead_letter_queue_name
 
@@ -60,20 +60,25 @@ def purge(broker_url: str, queues: tuple[str, ...] | None = None) -> None:
 
 
 def drain(broker_url: str, queue: str, *, timeout: float = 5.0, expect: int | None = None) -> list[Any]:
-    """Read (and ack) messages from `queue` until `expect` arrived or nothing came for `timeout` s."""
+    """Take (and ack) raw messages from `queue` until `expect` arrived or none came for `timeout` s.
+
+    Messages are not decoded, so a body that is not valid JSON can be read too:
+    use `message.body`, `message.headers`, `message.properties`.
+    """
     messages: list[Any] = []
     with Connection(broker_url) as conn:
-        simple = conn.SimpleQueue(queue, no_ack=False)
-        try:
-            while expect is None or len(messages) < expect:
-                try:
-                    message = simple.get(block=True, timeout=timeout)
-                except simple.Empty:
+        source = Queue(queue, channel=conn.channel(), no_declare=True)
+        deadline = time.monotonic() + timeout
+        while expect is None or len(messages) < expect:
+            message = source.get(no_ack=False)
+            if message is None:
+                if time.monotonic() > deadline:
                     break
-                messages.append(message)
-                message.ack()
-        finally:
-            simple.close()
+                time.sleep(0.05)
+                continue
+            messages.append(message)
+            message.ack()
+            deadline = time.monotonic() + timeout
     return messages
 
 

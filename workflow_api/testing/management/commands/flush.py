@@ -2,42 +2,44 @@
 
 Transactional tests (those that let a real worker see committed rows) are
 cleaned up with `flush`, which the append-only triggers would refuse. On
-PostgreSQL a superuser session may switch triggers off with
-session_replication_role; on SQLite the triggers are dropped and re-created
-around the flush. Only the test settings install this command.
+PostgreSQL a superuser session switches triggers off with
+session_replication_role for the flush only; on SQLite the append-only
+triggers are dropped and re-created around it. Either way the triggers are
+back before the command returns, even when the flush fails. Only the test
+settings install this command.
 """
+
+from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.commands.flush import Command as FlushCommand
-from django.db import connections
+from django.db import connections, transaction
+
+from workflow_api.core.append_only import is_append_only_trigger
 
 
 class Command(FlushCommand):
     def handle(self, **options: Any) -> None:
         connection = connections[options["database"]]
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET session_replication_role = replica")
-            try:
-                super().handle(**options)
-            finally:
+            # SET LOCAL lasts exactly as long as this transaction (flush's own
+            # atomic block nests inside it), so triggers are back on afterwards
+            # even if the flush fails.
+            with transaction.atomic(using=options["database"]):
                 with connection.cursor() as cursor:
-                    cursor.execute("SET session_replication_role = DEFAULT")
+                    cursor.execute("SET LOCAL session_replication_role = replica")
+                super().handle(**options)
             return
+
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_no\\_%' ESCAPE '\\'"
-            )
-            triggers = [row[0] for row in cursor.fetchall()]
-            cursor.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_no\\_%' ESCAPE '\\'"
-            )
-            for (name,) in cursor.fetchall():
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            triggers = [(name, sql) for name, sql in cursor.fetchall() if is_append_only_trigger(name)]
+            for name, _sql in triggers:
                 cursor.execute(f'DROP TRIGGER "{name}"')
         try:
             super().handle(**options)
         finally:
             with connection.cursor() as cursor:
-                for sql in triggers:
+                for _name, sql in triggers:
                     cursor.execute(sql)
