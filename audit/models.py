@@ -2,9 +2,10 @@
 
 Rows are only ever inserted (by `audit.services.audit_append`, inside the
 transaction of the change they record). UPDATE, DELETE and TRUNCATE are
-refused by database triggers (migration 0002). Each row carries the hash of
-the previous row of its tenant and its own hash over its content, so
-`manage.py audit_verify` can find the first row that was altered or removed.
+refused by database triggers (migration 0002), whoever issues them. Each row
+carries the hash of the previous row of its tenant and its own hash over its
+content, so `manage.py audit_verify` can find the first row that was altered
+or removed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from workflow_api.core.models import TenantOwned
 
 
 class AuditAction(models.TextChoices):
+    """The codes an event may carry. `audit_append` refuses any other.
+
+    The column itself has no `choices`, on purpose: every app adds codes here
+    as it grows, and a code is a Python-level contract, so adding one must not
+    need a migration of the audit table.
+    """
+
     ROLE_CREATED = "role.created", "Role created"
     ROLE_UPDATED = "role.updated", "Role updated"
     ROLE_DELETED = "role.deleted", "Role deleted"
@@ -29,7 +37,7 @@ class AuditAction(models.TextChoices):
 
 
 class AppendOnlyError(Exception):
-    pass
+    """Raised by the ORM shortcuts that would change or delete a stored event."""
 
 
 class AuditEvent(TenantOwned):
@@ -39,7 +47,7 @@ class AuditEvent(TenantOwned):
         null=True, blank=True, help_text="The auth service's user id; empty for the system."
     )
     actor_name = models.CharField(max_length=200)
-    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    action = models.CharField(max_length=64, db_index=True, help_text="An AuditAction code.")
     target_type = models.CharField(max_length=64, db_index=True)
     target_id = models.CharField(max_length=64, db_index=True)
     target_display = models.CharField(max_length=255, blank=True)
@@ -58,9 +66,25 @@ class AuditEvent(TenantOwned):
             f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target_type}:{self.target_id}"
         )
 
+    @property
+    def action_label(self) -> str:
+        """The human label of the code; a code no longer in AuditAction is shown as is."""
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:
+            return self.action
+
+    @property
+    def is_system(self) -> bool:
+        return self.actor_id is None and self.actor_name == self.SYSTEM_ACTOR
+
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
+        # The triggers would refuse the UPDATE anyway; failing here names the
+        # mistake in Python. force_insert keeps Django from ever trying an
+        # UPDATE first when a caller sets the primary key by hand.
+        if not self._state.adding:
             raise AppendOnlyError("Audit events cannot be changed.")
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:

@@ -3,16 +3,19 @@
 `audit_append` is called by every service inside the transaction of the
 change it records, so the event exists if and only if the change committed.
 Events of a tenant form a hash chain; appends of one tenant are serialised
-(a transaction-scoped advisory lock on PostgreSQL; SQLite has one writer) so
-that two concurrent appends never both chain onto the same predecessor.
+(a transaction-scoped advisory lock on PostgreSQL; on SQLite the settings open
+every transaction with BEGIN IMMEDIATE, so there is one writer) so that two
+concurrent appends never both chain onto the same predecessor.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -23,7 +26,12 @@ from workflow_api.core.logging import current_correlation_id
 from workflow_api.core.models import Tenant
 
 GENESIS_HASH = "0" * 64
+# First key of the two-int advisory lock: keeps the chain lock apart from any
+# other advisory lock the application takes.
 _CHAIN_LOCK_NAMESPACE = 0x00A0D17
+_INT4 = 2**31
+# What the logging context holds when there is no request or message.
+_NO_CORRELATION_ID = "-"
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,48 @@ class Actor:
 
     @classmethod
     def of(cls, user: Any) -> Actor:
-        return cls(id=user.user_id, name=user.display_name)
+        """An API caller (TokenUser) or a Django user (the admin site)."""
+        user_id = getattr(user, "user_id", None)
+        if user_id is None:
+            user_id = user.pk
+        name = getattr(user, "display_name", "")
+        if not name and hasattr(user, "get_full_name"):
+            name = user.get_full_name() or user.get_username()
+        return cls(id=user_id, name=name or f"user {user_id}")
+
+
+def _canonical(value: Any) -> Any:
+    """The value as it reads back from any database, for hashing.
+
+    PostgreSQL's jsonb keeps numbers as decimals, so a float written as
+    `1e+16` or `2.0` may read back as the integer it equals; hashing integral
+    numbers as exact integers makes the hash independent of that.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(Decimal(repr(value)))
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def _storable(value: Any) -> Any:
+    """Plain JSON for the `changes` column: dates (ISO 8601), decimals, UUIDs become strings.
+
+    NaN and infinity are not JSON (PostgreSQL refuses them), so they are kept as text.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def event_hash(
@@ -56,6 +105,7 @@ def event_hash(
     correlation_id: str,
     created_at: datetime,
 ) -> str:
+    """SHA-256 over the event's content and its predecessor's hash (hex)."""
     payload = json.dumps(
         [
             prev_hash,
@@ -66,13 +116,13 @@ def event_hash(
             target_type,
             target_id,
             target_display,
-            changes,
+            _canonical(changes),
             correlation_id,
-            created_at.isoformat(timespec="microseconds"),
+            created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         ],
         sort_keys=True,
         separators=(",", ":"),
-        default=str,
+        ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -94,23 +144,43 @@ def hash_of(event: AuditEvent) -> str:
 
 
 def _lock_chain(tenant_id: int) -> None:
+    """Serialise appends of one tenant until the caller's transaction ends."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CHAIN_LOCK_NAMESPACE, tenant_id])
+            # Two int4 keys; an id beyond int4 shares a lock with another
+            # tenant, which only serialises a little more.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", [_CHAIN_LOCK_NAMESPACE, tenant_id % _INT4]
+            )
 
 
 def audit_append(
     *,
     tenant: Tenant,
     actor: Actor,
-    action: AuditAction,
+    action: AuditAction | str,
     target_type: str,
     target_id: str | int,
     target_display: str = "",
     changes: dict[str, list[Any]] | None = None,
     correlation_id: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the tenant's chain. Joins the caller's transaction."""
+    """Append one event to the tenant's chain and return it.
+
+    Joins the caller's transaction (call it inside the `transaction.atomic`
+    of the change it records) and holds the tenant's chain lock until that
+    transaction ends. `correlation_id` defaults to the current request or
+    message id. Raises ValueError for a code that is not an AuditAction or a
+    target id longer than the column.
+    """
+    code = AuditAction(action)
+    target_id = str(target_id)
+    if len(target_id) > AuditEvent._meta.get_field("target_id").max_length:  # type: ignore[operator]
+        raise ValueError(f"target_id {target_id[:20]!r}... is too long for the audit trail")
+    if correlation_id is None:
+        correlation_id = current_correlation_id()
+        if correlation_id == _NO_CORRELATION_ID:
+            correlation_id = ""
     with transaction.atomic():
         _lock_chain(tenant.id)
         previous = AuditEvent.objects.filter(tenant=tenant).order_by("-id").values_list("hash", flat=True).first()
@@ -118,12 +188,12 @@ def audit_append(
             tenant=tenant,
             actor_id=actor.id,
             actor_name=actor.name[:200],
-            action=action,
+            action=code.value,
             target_type=target_type,
-            target_id=str(target_id),
+            target_id=target_id,
             target_display=target_display[:255],
-            changes=json.loads(json.dumps(changes or {}, default=str)),
-            correlation_id=(correlation_id if correlation_id is not None else current_correlation_id())[:200],
+            changes=_storable(changes or {}),
+            correlation_id=correlation_id[:200],
             created_at=timezone.now(),
             prev_hash=previous or GENESIS_HASH,
         )
@@ -133,5 +203,10 @@ def audit_append(
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """The `changes` of an event: {field: [old, new]} for fields that differ."""
-    return {key: [before.get(key), after.get(key)] for key in after if before.get(key) != after.get(key)}
+    """The `changes` of an event: {field: [old, new]} for fields that differ.
+
+    A field missing on one side counts as None there, so a removed field is
+    recorded as [old, None].
+    """
+    keys = [*before, *(key for key in after if key not in before)]
+    return {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}

@@ -107,6 +107,9 @@ def _publish_dead_letter(
 ) -> None:
     from workflow_api.celery import app
 
+    if not isinstance(body, bytes | str):
+        # kombu serialises only when no content_type is given; this one is.
+        body = json.dumps(body)
     with app.producer_or_acquire() as producer:
         producer.publish(
             body,
@@ -116,7 +119,6 @@ def _publish_dead_letter(
             headers={**headers, "x-inbound-failure-id": failure_id},
             content_type=content_type,
             content_encoding=content_encoding,
-            serializer=None if isinstance(body, bytes | str) else "json",
             delivery_mode=2,
             retry=True,
             retry_policy={"max_retries": 3},

@@ -7,3 +7,5 @@ from workflow_api.settings import INSTALLED_APPS
 INSTALLED_APPS = ["workflow_api.testing", *INSTALLED_APPS]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOG_FORMAT = "plain"
+# Nothing is collected for tests; WhiteNoise would warn about a missing directory.
+STATIC_ROOT = None

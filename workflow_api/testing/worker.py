@@ -21,6 +21,7 @@ from typing import Any
 from celery import Celery
 from django.db import connection
 from kombu import Connection, Queue
+from kombu.pools import ProducerPool
 
 from workflow_api.core.messaging import INBOUND_QUEUES, INTERNAL_QUEUE, dead_letter_queue_name
 
@@ -40,10 +41,27 @@ def test_database_url() -> str:
 
 
 def upstream_client(broker_url: str) -> Celery:
-    """A Celery client with default settings, as the helpdesk and auth services use."""
-    client = Celery("upstream", broker=broker_url)
+    """A Celery client with default settings, as the helpdesk and auth services use.
+
+    It behaves like a separate process: it is not made the current app, and it
+    gets broker connection and producer pools of its own. By default kombu
+    shares both pools per broker URL across the whole process, and with the
+    pooled connections their cache of queues already declared, so a second
+    client would skip declaring a queue a test had deleted and publish into
+    nothing. `upstream_client_close()` closes its connections.
+    """
+    client = Celery("upstream", broker=broker_url, set_as_current=False)
     client.conf.task_serializer = "json"
+    connections = client.connection_for_write().Pool(limit=client.conf.broker_pool_limit)
+    client._pool = connections
+    client.amqp._producer_pool = ProducerPool(connections, limit=connections.limit)
     return client
+
+
+def upstream_client_close(client: Celery) -> None:
+    client.amqp.producer_pool.force_close_all()
+    client.pool.force_close_all()
+    client.close()
 
 
 def purge(broker_url: str, queues: tuple[str, ...] | None = None) -> None:
