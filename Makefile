@@ -51,6 +51,7 @@ typecheck: $(STAMP) ## mypy
 check: lint typecheck ## ruff, mypy, missing migrations, Django's checks
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) check
+	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
 web: migrate ## Serve the API and admin with gunicorn
 	$(MANAGE) collectstatic --noinput --verbosity 0

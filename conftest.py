@@ -11,6 +11,19 @@ from workflow_api.testing.services import require_broker, require_postgres
 from workflow_api.testing.tokens import admin_token, make_token
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _celery_configured_from_the_real_settings() -> None:
+    """Celery reads its configuration once, on first use; make that happen outside any override_settings.
+
+    Otherwise a test overriding CELERY_IN_PROCESS or CELERY_BROKER_URL could
+    be the first user and leave the app eager, or pointed at a dead broker,
+    for the rest of the session.
+    """
+    from workflow_api.celery import app
+
+    assert app.conf.broker_url
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return default_tenant()

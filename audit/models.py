@@ -34,6 +34,7 @@ class AuditAction(models.TextChoices):
     ROLE_MEMBER_REMOVED = "role_member.removed", "Role member removed"
     USER_LOGGED_IN = "auth.logged_in", "Logged in"
     USER_LOGGED_OUT = "auth.logged_out", "Logged out"
+    OUTBOX_RETRIED = "outbox.retried", "Outbox message retried"
 
 
 class AppendOnlyError(Exception):

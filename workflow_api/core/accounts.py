@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import authenticate
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ObjectDoesNotExist
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import AbstractBaseUser, update_last_login
 from django.db import transaction
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework_simplejwt.exceptions import TokenError as SimpleJwtTokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from audit.models import AuditAction
@@ -43,13 +42,48 @@ def _roles_for(user: AbstractBaseUser) -> list[str]:
 
 
 def tokens_for_user(user: AbstractBaseUser) -> TokenPair:
+    """A new refresh token (recorded as outstanding) and its access token, with the contract's claims.
+
+    Both carry `user_id` (int), `email`, `username`, `full_name`, `roles`
+    ("tts:Role" strings, read now) and `tenant`; the access token is what
+    JWTAuthentication accepts, the refresh token only rotates.
+    """
     refresh = RefreshToken.for_user(user)
+    # simplejwt writes the id as a string; the contract's `user_id` is an int.
+    refresh[jwt_settings.USER_ID_CLAIM] = user.pk
     refresh["email"] = getattr(user, "email", "")
     refresh["username"] = user.get_username()
-    refresh["full_name"] = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    get_full_name = getattr(user, "get_full_name", None)
+    refresh["full_name"] = get_full_name() if callable(get_full_name) else ""
     refresh["roles"] = _roles_for(user)
     refresh["tenant"] = settings.DEFAULT_TENANT_SLUG
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+def _rejected(reason: object) -> ApiError:
+    return ApiError(ErrorCode.AUTHENTICATION_FAILED, f"Refresh token rejected: {reason}", status_code=401)
+
+
+def _valid_refresh_token(raw: str) -> RefreshToken:
+    """Signature, expiry, token type and the blacklist checked; raises ApiError (401)."""
+    try:
+        return RefreshToken(raw)  # type: ignore[arg-type]
+    except SimpleJwtTokenError as exc:
+        raise _rejected(exc) from exc
+
+
+def _blacklist_once(token: RefreshToken) -> None:
+    """Blacklist the token; raise ApiError (401) if it already was.
+
+    The outstanding-token row is locked, so of two concurrent refreshes (or a
+    refresh and a logout) with one token, the second sees the first's
+    blacklist entry. Call inside a transaction.
+    """
+    token.outstand()
+    outstanding = OutstandingToken.objects.select_for_update().get(jti=token[jwt_settings.JTI_CLAIM])
+    if BlacklistedToken.objects.filter(token=outstanding).exists():
+        raise _rejected("Token is blacklisted")
+    BlacklistedToken.objects.create(token=outstanding)
 
 
 def auth_login(*, username: str, password: str) -> TokenPair:
@@ -57,45 +91,48 @@ def auth_login(*, username: str, password: str) -> TokenPair:
     user = authenticate(username=username, password=password)
     if user is None or not user.is_active:
         raise ApiError(ErrorCode.AUTHENTICATION_FAILED, "Wrong username or password.", status_code=401)
-    pair = tokens_for_user(user)
-    audit_append(
-        tenant=default_tenant(),
-        actor=Actor(id=user.pk, name=user.get_username()),
-        action=AuditAction.USER_LOGGED_IN,
-        target_type="user",
-        target_id=user.pk,
-        target_display=user.get_username(),
-    )
+    with transaction.atomic():
+        pair = tokens_for_user(user)
+        update_last_login(None, user)  # type: ignore[arg-type]  # the signal receiver ignores its sender
+        audit_append(
+            tenant=default_tenant(),
+            actor=Actor(id=user.pk, name=user.get_username()),
+            action=AuditAction.USER_LOGGED_IN,
+            target_type="user",
+            target_id=user.pk,
+            target_display=user.get_username(),
+        )
     return pair
 
 
 def auth_refresh(*, refresh: str) -> TokenPair:
-    """Rotate: the old refresh token is blacklisted, a new pair is returned.
+    """Rotate: the refresh token is blacklisted and a new pair, with the user's current roles, is returned.
 
-    Raises ApiError (401) for an expired, blacklisted or forged token, or one
+    A refresh token works once: of two concurrent refreshes with the same
+    token only one succeeds (see _blacklist_once). Raises ApiError
+    (401) for an expired, blacklisted, forged or non-refresh token, or one
     whose user is gone or inactive.
     """
-    serializer = TokenRefreshSerializer(data={"refresh": refresh})
-    try:
-        with transaction.atomic():
-            serializer.is_valid(raise_exception=True)
-    except (SimpleJwtTokenError, ObjectDoesNotExist, AuthenticationFailed, ValidationError) as exc:
-        raise ApiError(ErrorCode.AUTHENTICATION_FAILED, f"Refresh token rejected: {exc}", status_code=401) from exc
-    return TokenPair(access=serializer.validated_data["access"], refresh=serializer.validated_data["refresh"])
+    token = _valid_refresh_token(refresh)
+    with transaction.atomic():
+        user = get_user_model().objects.filter(pk=token.get("user_id")).first()
+        if user is None or not user.is_active:
+            raise _rejected("the user no longer exists or is inactive")
+        _blacklist_once(token)
+        return tokens_for_user(user)
 
 
 def auth_logout(*, refresh: str) -> None:
-    """Blacklist the refresh token so it can never be used again."""
-    try:
-        token = RefreshToken(refresh)
-        user_id = token.get("user_id")
-        token.blacklist()
-    except SimpleJwtTokenError as exc:
-        raise ApiError(ErrorCode.AUTHENTICATION_FAILED, f"Refresh token rejected: {exc}", status_code=401) from exc
-    audit_append(
-        tenant=default_tenant(),
-        actor=Actor(id=user_id, name=str(user_id)),
-        action=AuditAction.USER_LOGGED_OUT,
-        target_type="user",
-        target_id=str(user_id),
-    )
+    """Blacklist the refresh token so it can never be used again; audited. Raises ApiError (401)."""
+    token = _valid_refresh_token(refresh)
+    user_id = token.get("user_id")
+    with transaction.atomic():
+        _blacklist_once(token)
+        audit_append(
+            tenant=default_tenant(),
+            actor=Actor(id=user_id, name=str(token.get("username") or user_id)),
+            action=AuditAction.USER_LOGGED_OUT,
+            target_type="user",
+            target_id=str(user_id),
+            target_display=str(token.get("username") or ""),
+        )

@@ -17,12 +17,13 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.middleware.csrf import CsrfViewMiddleware
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from workflow_api.core.errors import ErrorCode
+from workflow_api.core.errors import WWW_AUTHENTICATE, ErrorCode
 from workflow_api.core.models import Tenant
 from workflow_api.core.tenancy import UnknownTenant, tenant_from_slug
 
@@ -138,7 +139,28 @@ class _CsrfCheck(CsrfViewMiddleware):
         return reason
 
 
+def enforce_csrf(request: Request) -> None:
+    """Django's CSRF check for a request authenticated by a cookie; raises 403 csrf_failed.
+
+    API views are csrf_exempt (a Bearer token cannot be sent by another site),
+    so whatever reads a credential from a cookie must call this itself.
+    """
+    check = _CsrfCheck(lambda _request: None)  # type: ignore[arg-type,return-value]
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF failed: {reason}", code=ErrorCode.CSRF_FAILED)
+
+
 class JWTAuthentication(BaseAuthentication):
+    """The auth service's access token, from the Bearer header or else the access_token cookie.
+
+    A header that is not `Bearer` is left to other authenticators. Raises
+    TokenError (401) for any token that is present but not acceptable, and
+    403 csrf_failed for a cookie-authenticated unsafe request without a valid
+    CSRF token.
+    """
+
     def authenticate(self, request: Request) -> tuple[TokenUser, str] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         from_cookie = False
@@ -157,19 +179,27 @@ class JWTAuthentication(BaseAuthentication):
 
         user = user_from_claims(decode_access_token(token))
         if from_cookie:
-            self._enforce_csrf(request)
+            enforce_csrf(request)
         return user, token
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+        return WWW_AUTHENTICATE
 
-    @staticmethod
-    def _enforce_csrf(request: Request) -> None:
-        check = _CsrfCheck(lambda _request: None)  # type: ignore[arg-type,return-value]
-        check.process_request(request)
-        reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
-        if reason:
-            raise exceptions.PermissionDenied(f"CSRF failed: {reason}", code=ErrorCode.CSRF_FAILED)
+
+class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI schema how JWTAuthentication is used: a Bearer header or the cookie."""
+
+    target_class = JWTAuthentication
+    name = ["bearerAuth", "cookieAuth"]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"bearerAuth": []}, {"cookieAuth": []}]  # either one
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        return [
+            {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            {"type": "apiKey", "in": "cookie", "name": settings.JWT_ACCESS_COOKIE},
+        ]
 
 
 def is_engine_admin(user: Any) -> bool:

@@ -1,19 +1,29 @@
-"""Structured JSON logs, each line carrying the request id or message id."""
+"""Structured JSON logs, each line carrying the request id or message id.
+
+The id is bound by RequestIdMiddleware for a request and by the task signals
+below for a Celery job (in a worker or run in-process); settings.LOGGING
+imports this module in every process, so the signals are always connected.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun
 from django.http import HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-_correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+NO_CORRELATION_ID = "-"
+_correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default=NO_CORRELATION_ID)
+# What a caller's X-Request-ID may look like; anything else (spaces, quotes,
+# newlines, very long values) could forge or break log lines and is replaced.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def current_correlation_id() -> str:
@@ -28,10 +38,22 @@ def unbind_correlation_id(token: contextvars.Token[str]) -> None:
     _correlation_id.reset(token)
 
 
+def safe_request_id(incoming: str | None) -> str:
+    """The caller's X-Request-ID if it is safe to log and echo, else a new one."""
+    if incoming and _SAFE_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
 class CorrelationIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "correlation_id"):
-            record.correlation_id = _correlation_id.get()
+            correlation_id = _correlation_id.get()
+            if correlation_id == NO_CORRELATION_ID:
+                # Django logs 4xx/5xx responses ("Unauthorized: /api/...") after
+                # the middleware has returned, with the request in the record.
+                correlation_id = getattr(getattr(record, "request", None), "request_id", NO_CORRELATION_ID)
+            record.correlation_id = correlation_id
         return True
 
 
@@ -49,8 +71,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = safe_request_id(request.headers.get("X-Request-ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         token = bind_correlation_id(request_id)
         try:
@@ -59,3 +80,28 @@ class RequestIdMiddleware:
             unbind_correlation_id(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+# One stack per thread: a job run in-process from inside another (eager apply)
+# binds and unbinds in LIFO order.
+_task_tokens = threading.local()
+
+
+def _token_stack() -> list[contextvars.Token[str]]:
+    stack: list[contextvars.Token[str]] | None = getattr(_task_tokens, "stack", None)
+    if stack is None:
+        stack = _task_tokens.stack = []
+    return stack
+
+
+@task_prerun.connect(weak=False)
+def _bind_task_id(task_id: str | None = None, **_: Any) -> None:
+    """Log lines written while a job runs carry its message id."""
+    _token_stack().append(bind_correlation_id(task_id or NO_CORRELATION_ID))
+
+
+@task_postrun.connect(weak=False)
+def _unbind_task_id(**_: Any) -> None:
+    stack = _token_stack()
+    if stack:
+        unbind_correlation_id(stack.pop())

@@ -144,9 +144,13 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SILENCED_SYSTEM_CHECKS = []
     if not SECURE_SSL_REDIRECT:
         # The operator says TLS is enforced in front of us; the warning does not apply.
-        SILENCED_SYSTEM_CHECKS = ["security.W008"]
+        SILENCED_SYSTEM_CHECKS.append("security.W008")
+    if not SECURE_HSTS_PRELOAD:
+        # Preload lists are a deliberate, hard-to-undo opt-in per domain.
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {

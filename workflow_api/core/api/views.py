@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import Q
-from django.middleware.csrf import get_token
+from django.db.models import Q, QuerySet
+from django.middleware.csrf import rotate_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -19,24 +20,29 @@ from workflow_api.core.api.serializers import (
     MeSerializer,
     RefreshSerializer,
 )
-from workflow_api.core.auth import IsEngineAdmin
+from workflow_api.core.auth import IsEngineAdmin, TokenUser, enforce_csrf
 from workflow_api.core.errors import ApiError, ErrorCode
 from workflow_api.core.models import InboundFailure
 
 
 def _with_token_cookies(response: Response, pair: accounts.TokenPair) -> Response:
     common: dict[str, Any] = {"httponly": True, "secure": settings.JWT_COOKIE_SECURE, "samesite": "Lax"}
-    access_age = int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
-    refresh_age = int(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds())
+    access_age = int(cast(timedelta, settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]).total_seconds())
+    refresh_age = int(cast(timedelta, settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]).total_seconds())
     response.set_cookie(settings.JWT_ACCESS_COOKIE, pair.access, max_age=access_age, **common)
     response.set_cookie(settings.JWT_REFRESH_COOKIE, pair.refresh, max_age=refresh_age, path="/api/v1/auth/", **common)
     return response
 
 
 def _refresh_token_from(request: Request) -> str:
+    """The body's `refresh`, else the refresh_token cookie (then the request must pass CSRF)."""
     serializer = RefreshSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    token = serializer.validated_data.get("refresh") or request.COOKIES.get(settings.JWT_REFRESH_COOKIE, "")
+    token = serializer.validated_data.get("refresh")
+    if not token:
+        token = request.COOKIES.get(settings.JWT_REFRESH_COOKIE, "")
+        if token:
+            enforce_csrf(request)
     if not token:
         raise ApiError(
             ErrorCode.VALIDATION_ERROR,
@@ -55,7 +61,9 @@ class LoginView(APIView):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         pair = accounts.auth_login(**serializer.validated_data)
-        get_token(request)  # sets the csrftoken cookie that cookie-authenticated writes need
+        # A fresh CSRF secret per login (as Django's own login does), set as the
+        # csrftoken cookie that cookie-authenticated writes must echo.
+        rotate_token(request)
         return _with_token_cookies(Response({"access": pair.access, "refresh": pair.refresh}), pair)
 
 
@@ -85,7 +93,7 @@ class LogoutView(APIView):
 class MeView(APIView):
     @extend_schema(responses=MeSerializer)
     def get(self, request: Request) -> Response:
-        user = request.user
+        user = cast(TokenUser, request.user)
         data = {
             "user_id": user.user_id,
             "email": user.email,
@@ -97,15 +105,17 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-class _InboundFailures:
+class _InboundFailures(generics.GenericAPIView):
     """Messages that could not be processed (admin). Failures whose tenant is unknown are shown to every admin."""
 
     permission_classes = [IsEngineAdmin]
     serializer_class = InboundFailureSerializer
-    request: Request
 
-    def get_queryset(self) -> Any:
-        return InboundFailure.objects.filter(Q(tenant=self.request.user.tenant) | Q(tenant__isnull=True))
+    def get_queryset(self) -> QuerySet[InboundFailure]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
+            return InboundFailure.objects.none()
+        tenant = cast(TokenUser, self.request.user).tenant
+        return InboundFailure.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True))
 
 
 class InboundFailureListView(_InboundFailures, generics.ListAPIView):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from workflow_api.core.outbox import outbox_relay
@@ -19,9 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, forever: bool, interval: float, batch_size: int | None, **options: Any) -> None:
         if interval <= 0:
-            from django.core.management.base import CommandError
-
             raise CommandError("--interval must be greater than 0")
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
         while True:
             close_old_connections()
             result = outbox_relay(batch_size=batch_size)
