@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from audit.models import AuditAction, AuditEvent
+from workflow_api.core.admin_mixins import ReadOnlyAdminMixin
 
 
 class ActionFilter(admin.SimpleListFilter):
@@ -55,7 +56,7 @@ _DETAIL_FIELDS = (
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "tenant", "actor", "action_display", "target", "correlation_id"]
     list_filter = [ActionFilter, TargetTypeFilter, "created_at", "tenant"]
     search_fields = ["actor_name", "actor_id__exact", "target_id", "target_display", "correlation_id"]
@@ -64,15 +65,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     fields = _DETAIL_FIELDS
     readonly_fields = _DETAIL_FIELDS
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="actor", ordering="actor_name")
     def actor(self, obj: AuditEvent) -> str:

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from role.models import Role, RoleMember
+from workflow_api.core.admin_mixins import ReadOnlyAdminMixin
 
 
 class LiveListFilter(admin.SimpleListFilter):
@@ -29,19 +30,6 @@ class LiveListFilter(admin.SimpleListFilter):
         if self.value() == "deleted":
             return queryset.filter(deleted_at__isnull=False)
         return queryset
-
-
-class ReadOnlyAdminMixin:
-    """Synced data: viewable by staff with the view permission, never added, changed or deleted."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RoleMemberInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from audit.services import Actor
+from workflow_api.core.admin_mixins import ReadOnlyAdminMixin
 from workflow_api.core.models import InboundFailure, MessageCounter, OutboxMessage, Tenant
 from workflow_api.core.outbox import outbox_retry_now
 
@@ -27,17 +28,8 @@ def _pretty_json(value: Any) -> SafeString:
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the system: people may look, not add, edit or delete."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(Tenant)

@@ -187,5 +187,9 @@ def running_worker(broker_url: str, **kwargs: Any) -> Iterator[WorkerProcess]:
     worker = WorkerProcess(broker_url, **kwargs).start()
     try:
         yield worker
+    except BaseException:
+        # The worker's own log is what explains a failed expectation.
+        sys.stderr.write("---- worker output ----\n" + "".join(worker.output[-200:]))
+        raise
     finally:
         worker.stop()
