@@ -35,6 +35,15 @@ class AuditAction(models.TextChoices):
     USER_LOGGED_IN = "auth.logged_in", "Logged in"
     USER_LOGGED_OUT = "auth.logged_out", "Logged out"
     OUTBOX_RETRIED = "outbox.retried", "Outbox message retried"
+    WORKFLOW_CREATED = "workflow.created", "Workflow created"
+    WORKFLOW_UPDATED = "workflow.updated", "Workflow updated"
+    WORKFLOW_GRAPH_REPLACED = "workflow.graph_replaced", "Workflow graph replaced"
+    WORKFLOW_PUBLISHED = "workflow.published", "Workflow published"
+    WORKFLOW_PAUSED = "workflow.paused", "Workflow paused"
+    WORKFLOW_RETIRED = "workflow.retired", "Workflow retired"
+    WORKFLOW_DELETED = "workflow.deleted", "Workflow deleted"
+    WORKFLOW_IMPORTED = "workflow.imported", "Workflow imported"
+    TASK_MIGRATED = "task.migrated", "Task moved to another workflow version"
 
 
 class AppendOnlyError(Exception):

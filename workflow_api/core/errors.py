@@ -45,6 +45,11 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     NOT_ASSIGNED = "not_assigned"
     NO_ASSIGNEE = "no_assignee"
+    # Workflow designer.
+    WORKFLOW_INVALID = "workflow_invalid"
+    EDIT_CONFLICT = "edit_conflict"
+    WORKFLOW_IN_USE = "workflow_in_use"
+    INVALID_STATE = "invalid_state"
 
 
 class ApiError(exceptions.APIException):
