@@ -14,7 +14,7 @@ TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test check lint typecheck migrate seed web worker beat relay bench clean
+.PHONY: help install browser run test check lint typecheck migrate seed web worker beat relay bench clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,15 @@ seed: migrate ## Demo data: tenant, admin user, roles and members (idempotent)
 run: seed ## Set up and run the service on SQLite with in-process Celery
 	$(MANAGE) runserver $(HOST):$(PORT)
 
-test: $(STAMP) ## Run the whole test suite (PostgreSQL + RabbitMQ by default)
+browser: ## Debian's Chromium + chromedriver for the browser test (apt-get, as root, if missing)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "The browser test needs Chromium: sudo apt-get install chromium chromium-driver (or run make browser as root)"; \
+	fi
+
+test: $(STAMP) browser ## Run the whole test suite (PostgreSQL + RabbitMQ by default)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -53,6 +53,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -512,3 +513,32 @@ def role_member_sync(*, payload: Any, message_id: str = "") -> SyncOutcome:
     if data is None:
         return SyncOutcome.IGNORED_OTHER_SYSTEM
     return _retrying_insert_conflicts(lambda: _member_apply(data, message_id))
+
+
+def role_ensure_seeded(*, tenant: Tenant, name: str, description: str, actor: Actor) -> tuple[Role, bool]:
+    """The tenant's live role with this name (any letter case, synced roles first), or a new seeded one.
+
+    A seeded role has no `role_id`: it exists so standard workflows can name
+    it before the auth service has synced its roles. A later `create` or
+    `update` for a role of the same name adopts it instead of making a twin
+    (see `_role_locked`). Returns (role, created); a creation is audited.
+    """
+    with transaction.atomic():
+        role = (
+            Role.objects.filter(tenant=tenant, name__iexact=name, deleted_at__isnull=True)
+            .order_by(F("role_id").asc(nulls_last=True), "id")
+            .first()
+        )
+        if role is not None:
+            return role, False
+        role = Role.objects.create(tenant=tenant, name=name, role_id=None, system="tts", description=description)
+        audit_append(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.ROLE_CREATED,
+            target_type="role",
+            target_id=role.pk,
+            target_display=role.name,
+            changes={"name": [None, role.name], "system": [None, role.system], "role_id": [None, None]},
+        )
+        return role, True

@@ -60,7 +60,11 @@ class Transition(TenantOwned):
     class Meta:
         ordering = ["workflow", "id"]
         constraints = [
-            models.CheckConstraint(condition=~Q(from_step=F("to_step")), name="transition_no_self_loop"),
+            models.CheckConstraint(
+                condition=~Q(from_step=F("to_step")),
+                name="transition_no_self_loop",
+                violation_error_message="A transition cannot lead from a step back to the same step.",
+            ),
             models.UniqueConstraint(fields=["from_step", "to_step", "name"], name="transition_unique"),
         ]
 

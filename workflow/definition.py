@@ -133,10 +133,15 @@ def draft_validate(draft: Draft, *, conflicting_workflow: str | None = None) -> 
     """Every problem of the draft, structural ones first. Empty means publishable."""
     problems: list[Problem] = []
     steps_by_ref: dict[str, DraftStep] = {}
+    keys: set[str] = set()
     for step in draft.steps:
         if step.ref in steps_by_ref:
             problems.append(Problem(ProblemCode.DUPLICATE_STEP, f"Two steps use the id {step.ref!r}.", step=step.ref))
+        elif step.key in keys:
+            # The key identifies a step across versions (and is unique per workflow in the database).
+            problems.append(Problem(ProblemCode.DUPLICATE_STEP, f"Two steps use the key {step.key!r}.", step=step.ref))
         steps_by_ref[step.ref] = step
+        keys.add(step.key)
         if step.unknown_role is not None:
             problems.append(
                 Problem(ProblemCode.UNKNOWN_ROLE, f"Step {step.name!r}: no role {step.unknown_role!r}.", step=step.ref)
@@ -199,7 +204,7 @@ def draft_validate(draft: Draft, *, conflicting_workflow: str | None = None) -> 
             )
 
     problems.extend(_graph_shape_problems(draft, steps_by_ref, edges, reverse))
-    problems.extend(_sla_problems(draft.sla))
+    problems.extend(sla_problems(draft.sla))
     if not normalise_key(draft.department) or not normalise_key(draft.category):
         problems.append(
             Problem(ProblemCode.MATCH_KEYS_INCOMPLETE, "Department and category are needed to match tickets.")
@@ -268,7 +273,7 @@ def _graph_shape_problems(
     return problems
 
 
-def _sla_problems(sla: dict[str, timedelta | None]) -> list[Problem]:
+def sla_problems(sla: dict[str, timedelta | None]) -> list[Problem]:
     missing = [priority for priority in PRIORITIES if sla.get(priority) is None or sla[priority] <= timedelta(0)]  # type: ignore[operator]
     if missing:
         return [Problem(ProblemCode.SLA_INCOMPLETE, f"SLA missing or not positive for: {', '.join(missing)}.")]
@@ -301,7 +306,8 @@ def definition_of(
                     "instruction": step.instruction,
                     "role": step.role.as_dict() if step.role else None,
                     "escalation_role": step.escalation_role.as_dict() if step.escalation_role else None,
-                    "weight": str(step.weight.normalize() if step.weight else Decimal("0")),
+                    # Fixed-point text: Decimal("10").normalize() alone would read "1E+1".
+                    "weight": f"{step.weight.normalize() if step.weight else Decimal('0'):f}",
                     "is_start": step.is_start,
                     "is_end": step.is_end,
                     "assignment": {"strategy": step.assignment_strategy, "count": step.assignee_count},

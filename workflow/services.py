@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -33,6 +33,7 @@ from workflow.definition import (
     definition_of,
     draft_validate,
     normalise_key,
+    sla_problems,
 )
 from workflow.models import PRIORITIES, Workflow, WorkflowStatus, WorkflowVersion
 from workflow_api.core.errors import ApiError, ErrorCode
@@ -160,7 +161,9 @@ def workflow_create(*, tenant: Tenant, actor: Actor, **fields: Any) -> Workflow:
         raise ValueError(f"unknown workflow fields: {sorted(unknown)}")
     with transaction.atomic():
         _refuse_duplicate_name(tenant=tenant, name=fields.get("name", ""), exclude_pk=None)
-        workflow = Workflow.objects.create(tenant=tenant, **fields)
+        workflow = Workflow(tenant=tenant, **fields)
+        _refuse_bad_sla(workflow)
+        workflow.save()
         audit_append(
             tenant=tenant,
             actor=actor,
@@ -171,6 +174,13 @@ def workflow_create(*, tenant: Tenant, actor: Actor, **fields: Any) -> Workflow:
             changes={key: [None, str(value)] for key, value in _snapshot(workflow).items()},
         )
     return workflow
+
+
+def _refuse_bad_sla(workflow: Workflow) -> None:
+    """The SLA is checked on every save, not only at publish: urgent < high < medium < low."""
+    problems = sla_problems(dict(workflow.sla()))  # type: ignore[arg-type]
+    if problems:
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"sla: {problems[0].message}", errors={"sla": [problems[0].message]})
 
 
 def _refuse_duplicate_name(*, tenant: Tenant, name: str, exclude_pk: int | None) -> None:
@@ -199,6 +209,7 @@ def workflow_update(
         before = _snapshot(locked)
         for name, value in fields.items():
             setattr(locked, name, value)
+        _refuse_bad_sla(locked)
         locked.updated_at = timezone.now()
         locked.save()
         changes = _changes(before, _snapshot(locked))
@@ -235,6 +246,10 @@ class GraphNode:
     key: str | None = None
     assignment_strategy: str = "round_robin"
     assignee_count: int = 1
+    # The engine's own Role pk, used instead of `role_id` / `escalate_to_role_id` when set:
+    # a seeded role has no auth-service id until a sync adopts it.
+    role_pk: int | None = None
+    escalation_role_pk: int | None = None
 
 
 @dataclass
@@ -262,32 +277,42 @@ def _unique_key(base: str, taken: set[str]) -> str:
 
 def _draft_from_graph(workflow: Workflow, graph: Graph, existing: dict[str, Step]) -> Draft:
     role_ids = {n.role_id for n in graph.nodes} | {n.escalate_to_role_id for n in graph.nodes}
-    roles = {
-        role.role_id: role
-        for role in Role.objects.filter(
-            tenant_id=workflow.tenant_id, role_id__in=[r for r in role_ids if r is not None]
-        )
-        if role.deleted_at is None
-    }
+    role_pks = {n.role_pk for n in graph.nodes} | {n.escalation_role_pk for n in graph.nodes}
+    candidates = Role.objects.filter(
+        Q(role_id__in=[r for r in role_ids if r is not None]) | Q(pk__in=[r for r in role_pks if r is not None]),
+        tenant_id=workflow.tenant_id,
+        deleted_at__isnull=True,
+    )
+    roles = {role.role_id: role for role in candidates if role.role_id is not None}
+    roles_by_pk = {role.pk: role for role in candidates}
+
+    def resolve(role_id: int | None, role_pk: int | None) -> tuple[Role | None, Any]:
+        """The role a node names, and what to call it in a problem when it does not exist."""
+        if role_pk is not None:
+            role = roles_by_pk.get(role_pk)
+            return role, None if role is not None else f"#{role_pk}"
+        if role_id is not None:
+            role = roles.get(role_id)
+            return role, None if role is not None else role_id
+        return None, None
+
     taken = {step.key for step in existing.values() if step.key}
     taken |= {node.key for node in graph.nodes if node.key}
     steps = []
     for node in graph.nodes:
         stored = existing.get(node.id)
         key = stored.key if stored is not None else (slugify(node.key) if node.key else _unique_key(node.name, taken))
-        role = roles.get(node.role_id) if node.role_id is not None else None
-        escalation = roles.get(node.escalate_to_role_id) if node.escalate_to_role_id is not None else None
+        role, unknown_role = resolve(node.role_id, node.role_pk)
+        escalation, unknown_escalation = resolve(node.escalate_to_role_id, node.escalation_role_pk)
         steps.append(
             DraftStep(
                 ref=node.id,
                 key=key,
                 name=node.name,
                 role=_role_ref(role),
-                unknown_role=node.role_id if node.role_id is not None and role is None else None,
+                unknown_role=unknown_role,
                 escalation_role=_role_ref(escalation),
-                unknown_escalation_role=(
-                    node.escalate_to_role_id if node.escalate_to_role_id is not None and escalation is None else None
-                ),
+                unknown_escalation_role=unknown_escalation,
                 weight=node.weight,
                 is_start=node.is_start,
                 is_end=node.is_end,

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from audit.models import AuditAction
 from audit.services import Actor, audit_append
@@ -107,7 +108,10 @@ def _position(doc: dict[str, Any], name: str) -> int:
 
 
 def _resolve_role(tenant: Tenant, ref: Any, where: str, errors: _Errors) -> int | None:
-    """The auth service's role id of the referenced role in this tenant (by id, else by name)."""
+    """The engine's pk of the referenced role in this tenant (by auth id, else by name).
+
+    By name, a synced role is preferred to a seeded one (which has no auth id yet).
+    """
     if ref is None:
         return None
     if not isinstance(ref, dict):
@@ -115,14 +119,14 @@ def _resolve_role(tenant: Tenant, ref: Any, where: str, errors: _Errors) -> int 
         return None
     live = Role.objects.filter(tenant=tenant, deleted_at__isnull=True)
     role = None
-    if isinstance(ref.get("role_id"), int):
+    if isinstance(ref.get("role_id"), int) and not isinstance(ref.get("role_id"), bool):
         role = live.filter(role_id=ref["role_id"]).first()
     if role is None and isinstance(ref.get("name"), str):
-        role = live.filter(name__iexact=ref["name"].strip()).exclude(role_id__isnull=True).first()
+        role = live.filter(name__iexact=ref["name"].strip()).order_by(F("role_id").asc(nulls_last=True), "id").first()
     if role is None:
         errors.add(where, f"no role with role_id {ref.get('role_id')!r} or name {ref.get('name')!r} in this tenant")
         return None
-    return role.role_id
+    return role.pk
 
 
 def _parse(tenant: Tenant, document: Any) -> tuple[dict[str, Any], Graph]:
@@ -171,6 +175,9 @@ def _parse(tenant: Tenant, document: Any) -> tuple[dict[str, Any], Graph]:
         try:
             weight = Decimal(str(raw.get("weight", "1")))
         except InvalidOperation:
+            weight = Decimal("NaN")
+        if isinstance(raw.get("weight"), bool) or not weight.is_finite():
+            # NaN would make validation itself fail (NaN cannot be compared).
             errors.add(f"{where}.weight", "must be a number")
             weight = Decimal("1")
         strategy = raw.get("assignment_strategy", AssignmentStrategy.ROUND_ROBIN)
@@ -186,8 +193,9 @@ def _parse(tenant: Tenant, document: Any) -> tuple[dict[str, Any], Graph]:
                 key=key,
                 name=_text(raw, "name", where, errors),
                 instruction=_text(raw, "instruction", where, errors, required=False),
-                role_id=_resolve_role(tenant, raw.get("role"), f"{where}.role", errors),
-                escalate_to_role_id=_resolve_role(
+                role_id=None,
+                role_pk=_resolve_role(tenant, raw.get("role"), f"{where}.role", errors),
+                escalation_role_pk=_resolve_role(
                     tenant, raw.get("escalation_role"), f"{where}.escalation_role", errors
                 ),
                 weight=weight,

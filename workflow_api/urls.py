@@ -8,6 +8,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("workflow_api.core.api.urls")),
     path("roles/", include("role.api.urls")),
     path("audit/", include("audit.api.urls")),
+    path("workflows/", include("workflow.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

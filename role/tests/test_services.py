@@ -588,3 +588,20 @@ def test_two_workers_applying_the_same_messages_at_once_create_no_twins(postgres
     assert RoleMember.objects.count() == rounds
     assert AuditEvent.objects.filter(action=AuditAction.ROLE_CREATED).count() == 2 * rounds
     assert AuditEvent.objects.filter(action=AuditAction.ROLE_MEMBER_ADDED).count() == rounds
+
+
+def test_a_seeded_role_is_created_once_and_reused_by_name_in_any_letter_case(tenant):
+    from audit.services import Actor
+    from role.services import role_ensure_seeded
+
+    created, was_created = role_ensure_seeded(
+        tenant=tenant, name="Ticket Coordinator", description="Owns new tickets", actor=Actor.system()
+    )
+    again, created_again = role_ensure_seeded(
+        tenant=tenant, name="ticket coordinator", description="ignored", actor=Actor.system()
+    )
+
+    assert (was_created, created_again) == (True, False)
+    assert again.pk == created.pk
+    assert created.role_id is None
+    assert AuditEvent.objects.filter(target_type="role", target_id=str(created.pk)).count() == 1

@@ -36,3 +36,22 @@ def require_broker() -> str:
     except Exception as exc:  # noqa: BLE001 - reported as the reason
         _unavailable(f"RabbitMQ at {url} is unreachable: {exc}")
     return url
+
+
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
+
+
+def require_browser() -> tuple[str, str]:
+    """Paths of the distribution's Chromium and chromedriver (`make browser` installs them), and Selenium."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        _unavailable(
+            f"needs Chromium and chromedriver: {', '.join(missing)} missing "
+            "(`make browser`, or apt-get install chromium chromium-driver)"
+        )
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _unavailable("needs selenium (pip install -r requirements-dev.txt)")
+    return CHROMIUM, CHROMEDRIVER

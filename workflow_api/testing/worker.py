@@ -24,6 +24,7 @@ from kombu import Connection, Queue
 from kombu.pools import ProducerPool
 
 from workflow_api.core.messaging import INBOUND_QUEUES, INTERNAL_QUEUE, dead_letter_queue_name
+from workflow_api.testing.services import require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -122,6 +123,8 @@ class WorkerProcess:
         self._ready = threading.Event()
 
     def start(self, *, timeout: float = 60.0) -> WorkerProcess:
+        # The worker is another process; SQLite's test database lives in this one's memory.
+        require_postgres()
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "workflow_api.settings.test",

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: the default tenant, an `admin` superuser, four roles and their members.
+"""Demo data for `make run`: the default tenant, an `admin` superuser, four roles and their members,
+and the standard workflows (workflow/seed.py).
 
 Roles and members go through role.services exactly as the auth service's
 messages would (so the audit trail shows them), which also makes the command
@@ -14,8 +15,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit.services import Actor
 from role.selectors import role_list
 from role.services import SyncOutcome, role_member_sync, role_sync
+from workflow.seed import seed_standard_workflows
 from workflow_api.core.inbound import InvalidMessage
 from workflow_api.core.tenancy import default_tenant
 
@@ -53,7 +56,7 @@ def _email(full_name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Create demo data (tenant, admin/admin superuser, roles, members). Safe to run again."
+    help = "Create demo data (tenant, admin/admin superuser, roles, members, standard workflows). Safe to run again."
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = default_tenant()
@@ -104,6 +107,8 @@ class Command(BaseCommand):
                 ] += 1
         except InvalidMessage as exc:
             raise CommandError(f"Demo data rejected: {exc}") from exc
+        # After the roles, so the standard workflows reuse them (same names) instead of seeding their own.
+        seed_standard_workflows(tenant=tenant, actor=Actor.system(), demo=False, out=self.stdout.write)
 
         self.stdout.write(f"Tenant: {tenant.slug}")
         self.stdout.write(f"Admin user: {'created' if admin_created else 'already there'} (pk {admin_user.pk})")
