@@ -75,20 +75,7 @@ class _PlainSelectsMixin:
 class StepInline(_PlainSelectsMixin, admin.TabularInline):
     model = Step
     form = StepInlineForm
-    fields = (
-        "name",
-        "key",
-        "role",
-        "escalation_role",
-        "is_start",
-        "is_end",
-        "weight",
-        "assignment_strategy",
-        "assignee_count",
-        "instruction",
-        "x",
-        "y",
-    )
+    fields = tuple(StepInlineForm.Meta.fields)
     ordering = ["id"]
 
     def get_extra(self, request: HttpRequest, obj: Workflow | None = None, **kwargs: Any) -> int:

@@ -143,6 +143,18 @@ def _lock_for_edit(*, workflow_id: int, expected_edit_version: int | None) -> Wo
     return workflow
 
 
+def _audit_workflow(workflow: Workflow, *, actor: Actor, action: AuditAction, changes: dict[str, Any]) -> None:
+    audit_append(
+        tenant=workflow.tenant,
+        actor=actor,
+        action=action,
+        target_type="workflow",
+        target_id=workflow.pk,
+        target_display=workflow.name,
+        changes=changes,
+    )
+
+
 def _snapshot(workflow: Workflow) -> dict[str, Any]:
     return {name: getattr(workflow, name) for name in WORKFLOW_FIELDS}
 
@@ -164,13 +176,10 @@ def workflow_create(*, tenant: Tenant, actor: Actor, **fields: Any) -> Workflow:
         workflow = Workflow(tenant=tenant, **fields)
         _refuse_bad_sla(workflow)
         workflow.save()
-        audit_append(
-            tenant=tenant,
+        _audit_workflow(
+            workflow,
             actor=actor,
             action=AuditAction.WORKFLOW_CREATED,
-            target_type="workflow",
-            target_id=workflow.pk,
-            target_display=workflow.name,
             changes={key: [None, str(value)] for key, value in _snapshot(workflow).items()},
         )
     return workflow
@@ -214,15 +223,7 @@ def workflow_update(
         locked.save()
         changes = _changes(before, _snapshot(locked))
         if changes:
-            audit_append(
-                tenant=locked.tenant,
-                actor=actor,
-                action=AuditAction.WORKFLOW_UPDATED,
-                target_type="workflow",
-                target_id=locked.pk,
-                target_display=locked.name,
-                changes=changes,
-            )
+            _audit_workflow(locked, actor=actor, action=AuditAction.WORKFLOW_UPDATED, changes=changes)
     return locked
 
 
@@ -383,13 +384,10 @@ def workflow_graph_replace(
             ]
         )
         after = {"steps": sorted(s.key for s in stored_by_ref.values()), "transitions": len(draft.transitions)}
-        audit_append(
-            tenant=locked.tenant,
+        _audit_workflow(
+            locked,
             actor=actor,
             action=AuditAction.WORKFLOW_GRAPH_REPLACED,
-            target_type="workflow",
-            target_id=locked.pk,
-            target_display=locked.name,
             changes={key: [before[key], after[key]] for key in after if before[key] != after[key]},
         )
     return locked
@@ -418,13 +416,10 @@ def workflow_weights_set(
                 step.weight = weight
                 step.save(update_fields=["weight"])
         if changes:
-            audit_append(
-                tenant=locked.tenant,
+            _audit_workflow(
+                locked,
                 actor=actor,
                 action=AuditAction.WORKFLOW_UPDATED,
-                target_type="workflow",
-                target_id=locked.pk,
-                target_display=locked.name,
                 changes={f"weight:{key}": value for key, value in changes.items()},
             )
     return locked
@@ -490,13 +485,10 @@ def workflow_publish(*, workflow: Workflow, actor: Actor) -> PublishResult:
             current_version=version, status=WorkflowStatus.PUBLISHED, updated_at=timezone.now()
         )
         locked.current_version, locked.status = version, WorkflowStatus.PUBLISHED
-        audit_append(
-            tenant=locked.tenant,
+        _audit_workflow(
+            locked,
             actor=actor,
             action=AuditAction.WORKFLOW_PUBLISHED,
-            target_type="workflow",
-            target_id=locked.pk,
-            target_display=locked.name,
             changes={
                 "status": [old_status, WorkflowStatus.PUBLISHED],
                 "current_version": [current.number if current else None, version.number],
@@ -524,15 +516,7 @@ def _set_status(*, workflow: Workflow, actor: Actor, status: WorkflowStatus, act
         old = locked.status
         Workflow.objects.filter(pk=locked.pk).update(status=status, updated_at=timezone.now())
         locked.status = status
-        audit_append(
-            tenant=locked.tenant,
-            actor=actor,
-            action=action,
-            target_type="workflow",
-            target_id=locked.pk,
-            target_display=locked.name,
-            changes={"status": [old, status]},
-        )
+        _audit_workflow(locked, actor=actor, action=action, changes={"status": [old, status]})
     return locked
 
 
@@ -563,14 +547,8 @@ def workflow_delete(*, workflow: Workflow, actor: Actor) -> None:
         Workflow.objects.filter(pk=locked.pk).update(
             deleted_at=timezone.now(), status=WorkflowStatus.RETIRED, updated_at=timezone.now()
         )
-        audit_append(
-            tenant=locked.tenant,
-            actor=actor,
-            action=AuditAction.WORKFLOW_DELETED,
-            target_type="workflow",
-            target_id=locked.pk,
-            target_display=locked.name,
-            changes={"status": [locked.status, "deleted"]},
+        _audit_workflow(
+            locked, actor=actor, action=AuditAction.WORKFLOW_DELETED, changes={"status": [locked.status, "deleted"]}
         )
 
 
