@@ -247,7 +247,7 @@ class GraphNode:
     key: str | None = None
     assignment_strategy: str = "round_robin"
     assignee_count: int = 1
-    # The engine's own Role pk, used instead of `role_id` / `escalate_to_role_id` when set:
+    # The engine's own Role pk, used when `role_id` / `escalate_to_role_id` is not given:
     # a seeded role has no auth-service id until a sync adopts it.
     role_pk: int | None = None
     escalation_role_pk: int | None = None
@@ -289,12 +289,12 @@ def _draft_from_graph(workflow: Workflow, graph: Graph, existing: dict[str, Step
 
     def resolve(role_id: int | None, role_pk: int | None) -> tuple[Role | None, Any]:
         """The role a node names, and what to call it in a problem when it does not exist."""
-        if role_pk is not None:
-            role = roles_by_pk.get(role_pk)
-            return role, None if role is not None else f"#{role_pk}"
         if role_id is not None:
             role = roles.get(role_id)
             return role, None if role is not None else role_id
+        if role_pk is not None:
+            role = roles_by_pk.get(role_pk)
+            return role, None if role is not None else f"#{role_pk}"
         return None, None
 
     taken = {step.key for step in existing.values() if step.key}
@@ -510,7 +510,7 @@ def _set_status(*, workflow: Workflow, actor: Actor, status: WorkflowStatus, act
         if locked.current_version_id is None:
             raise ApiError(
                 ErrorCode.INVALID_STATE,
-                f"Workflow {locked.name!r} has never been published; there is nothing to {status.label.lower()}.",
+                f"Workflow {locked.name!r} has never been published, so it cannot be {status.label.lower()}.",
                 status_code=409,
             )
         old = locked.status

@@ -134,8 +134,12 @@ class GraphNodeSerializer(serializers.Serializer):
     key = serializers.SlugField(read_only=True, help_text="Stable across versions; running tasks move by it.")
     name = serializers.CharField(read_only=True)
     role_id = serializers.IntegerField(read_only=True, allow_null=True, help_text="The auth service's role id.")
+    role_pk = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The engine's own role id (seeded roles have no role_id yet)."
+    )
     role_name = serializers.CharField(read_only=True, allow_null=True)
     escalate_to_role_id = serializers.IntegerField(read_only=True, allow_null=True)
+    escalate_to_role_pk = serializers.IntegerField(read_only=True, allow_null=True)
     weight = serializers.DecimalField(max_digits=8, decimal_places=2, coerce_to_string=False, read_only=True)
     is_start = serializers.BooleanField(read_only=True)
     is_end = serializers.BooleanField(read_only=True)
@@ -185,7 +189,11 @@ class GraphNodeInputSerializer(serializers.Serializer):
     )
     name = serializers.CharField(max_length=200)
     role_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    role_pk = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Instead of role_id, for a seeded role."
+    )
     escalate_to_role_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    escalate_to_role_pk = serializers.IntegerField(required=False, allow_null=True, default=None)
     # No minimum here: a negative weight is reported with the graph's other problems.
     weight = serializers.DecimalField(max_digits=8, decimal_places=2, required=False, default=Decimal("1"))
     is_start = serializers.BooleanField(required=False, default=False)
@@ -228,6 +236,8 @@ class GraphInputSerializer(serializers.Serializer):
                     name=node["name"],
                     role_id=node["role_id"],
                     escalate_to_role_id=node["escalate_to_role_id"],
+                    role_pk=node["role_pk"],
+                    escalation_role_pk=node["escalate_to_role_pk"],
                     weight=node["weight"],
                     is_start=node["is_start"],
                     is_end=node["is_end"],

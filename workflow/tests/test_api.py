@@ -997,3 +997,27 @@ def test_a_deleted_workflows_versions_are_not_found(admin_client, tenant, roles)
     assert admin_client.post(url(workflow.pk, "publish/")).status_code == 404
     assert WorkflowVersion.objects.filter(workflow=workflow).count() == 1
     assert Workflow.objects.get(pk=workflow.pk).deleted_at is not None
+
+
+def test_a_step_owned_by_a_seeded_role_survives_a_graph_round_trip(admin_client, tenant):
+    from audit.services import Actor
+    from role.services import role_ensure_seeded
+
+    seeded, _ = role_ensure_seeded(tenant=tenant, name="Field Crew", description="", actor=Actor.system())
+    workflow = WorkflowFactory.create(name="Seeded roles")
+    graph_url = f"{WORKFLOWS}{workflow.pk}/graph/"
+    response = admin_client.put(
+        graph_url,
+        {"nodes": [{"id": "a", "name": "Dig", "role_pk": seeded.pk, "is_start": True, "is_end": True}], "edges": []},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+
+    graph = admin_client.get(graph_url).json()
+    [node] = graph["nodes"]
+    assert (node["role_id"], node["role_pk"], node["role_name"]) == (None, seeded.pk, "Field Crew")
+
+    # Sending back what was read keeps the role.
+    response = admin_client.put(graph_url, {"nodes": graph["nodes"], "edges": graph["edges"]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert Step.objects.get(workflow=workflow).role_id == seeded.pk
