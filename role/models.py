@@ -68,3 +68,25 @@ class RoleMember(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.full_name or self.user_id} in {self.role}"
+
+
+class RoundRobinPointer(TenantOwned):
+    """Where a role's durable round-robin stands: the member who was handed work last.
+
+    One row per role, written only by role.assignment under a row lock. Keeping
+    the last *user id* (not an index) is what lets members join and leave
+    without resetting the rotation: the next assignee is simply the first active
+    member with a higher user id, wrapping around to the lowest.
+    """
+
+    role = models.OneToOneField(Role, on_delete=models.CASCADE, related_name="round_robin_pointer")
+    last_user_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The user handed work last; empty until the first assignment."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "round-robin pointer"
+
+    def __str__(self) -> str:
+        return f"{self.role}: after {self.last_user_id}"

@@ -7,9 +7,10 @@ for nothing.
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
-from role.models import Role, RoleMember
+from role.assignment import active_members, rotation_order
+from role.models import Role, RoleMember, RoundRobinPointer
 from workflow_api.core.models import Tenant
 
 
@@ -44,19 +45,21 @@ def role_members(*, role: Role) -> QuerySet[RoleMember]:
 
 
 def round_robin_preview(*, tenant: Tenant, role_name: str) -> list[int] | None:
-    """The user ids round-robin would hand `role_name`'s work to, next one first.
+    """The user ids round-robin will hand `role_name`'s work to, next one first.
 
-    None when the tenant has no live role of that name. Only active, live
-    memberships count, each user once. Until the durable rotation pointer
-    exists (a later issue), the rotation starts at the lowest user id, so the
-    preview is simply the ids in ascending order.
+    None when the tenant has no live role of that name (should two live roles
+    share it, the synced one with the lowest role_id is meant). Only active,
+    live memberships count, each user once, in the order
+    `role.assignment.round_robin_next` would hand them out now: starting after
+    the role's pointer, wrapping around. Reads the pointer without locking it,
+    so it is a preview, not a reservation.
     """
-    roles = Role.objects.filter(tenant=tenant, name=role_name, deleted_at__isnull=True)
-    if not roles.exists():
-        return None
-    return list(
-        RoleMember.objects.filter(role__in=roles, is_active=True, deleted_at__isnull=True)
-        .order_by("user_id")
-        .values_list("user_id", flat=True)
-        .distinct()
+    role = (
+        Role.objects.filter(tenant=tenant, name=role_name, deleted_at__isnull=True)
+        .order_by(F("role_id").asc(nulls_last=True), "id")
+        .first()
     )
+    if role is None:
+        return None
+    last_user_id = RoundRobinPointer.objects.filter(role=role).values_list("last_user_id", flat=True).first()
+    return [member.user_id for member in rotation_order(active_members(role=role), last_user_id)]

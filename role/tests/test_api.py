@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from role.assignment import round_robin_next
 from role.tests.factories import RoleFactory, RoleMemberFactory
 from workflow_api.testing.tokens import make_token
 
@@ -117,7 +118,7 @@ def test_the_members_can_be_filtered_to_the_active_ones(user_client, tenant):
     assert [row["user_id"] for row in response.json()["results"]] == [21]
 
 
-def test_round_robin_lists_the_active_members_lowest_user_id_first(user_client, tenant):
+def test_round_robin_of_a_role_never_assigned_lists_the_active_members_lowest_user_id_first(user_client, tenant):
     role = RoleFactory.create(role_id=12, name="Asset Manager")
     for user_id in (31, 7, 19):
         RoleMemberFactory.create(role=role, user_id=user_id)
@@ -129,6 +130,30 @@ def test_round_robin_lists_the_active_members_lowest_user_id_first(user_client, 
 
     assert response.status_code == 200
     assert response.json() == {"role_name": "Asset Manager", "user_ids": [7, 19, 31]}
+
+
+def test_round_robin_lists_the_members_next_one_first_after_the_member_handed_work_last(user_client, tenant):
+    role = RoleFactory.create(role_id=12, name="Asset Manager")
+    for user_id in (31, 7, 19, 40):
+        RoleMemberFactory.create(role=role, user_id=user_id)
+    handed_out = [assignee.user_id for _ in range(2) for assignee in round_robin_next(role=role)]
+
+    response = user_client.get(f"{ROLES}round-robin/", {"role_name": "Asset Manager"})
+
+    assert handed_out == [7, 19]
+    assert response.json() == {"role_name": "Asset Manager", "user_ids": [31, 40, 7, 19]}
+    assert [assignee.user_id for assignee in round_robin_next(role=role, count=4)] == [31, 40, 7, 19]
+
+
+def test_round_robin_of_a_name_two_live_roles_share_previews_the_synced_role_with_the_lowest_role_id(
+    user_client, tenant
+):
+    for role_id, user_id in ((None, 1), (14, 2), (13, 3)):
+        RoleMemberFactory.create(role=RoleFactory.create(role_id=role_id, name="Admin"), user_id=user_id)
+
+    response = user_client.get(f"{ROLES}round-robin/", {"role_name": "Admin"})
+
+    assert response.json()["user_ids"] == [3]
 
 
 def test_round_robin_of_a_role_without_active_members_is_an_empty_list(user_client, tenant):

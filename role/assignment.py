@@ -1,0 +1,173 @@
+"""Choosing who gets the work: durable round-robin and least-loaded, per (tenant, role).
+
+The rotation is the role's active members ordered by `user_id`: live
+(`deleted_at` empty), `is_active` memberships of a live role, each user once.
+A `RoundRobinPointer` row per role remembers the user handed work last; the
+next assignee is the first active member whose `user_id` is greater, wrapping
+around to the lowest. Because the pointer is a user id and not an index,
+membership changes never reset the rotation or skip anyone unfairly: after 101
+and 102 of [101, 102, 103] were handed out, a newcomer 104 comes after 103
+(then 101 again), a newcomer 99 waits until the wrap-around, and if 103 leaves
+the next one is 101.
+
+Concurrency contract. Both functions join the caller's transaction
+(`transaction.atomic(savepoint=False)`; called outside one they run in their
+own) and lock the role's pointer row until that transaction ends: a locking
+upsert creates the row on first use, so two workers starting on a role that
+has no pointer yet cannot both create it, and each later worker waits for the
+previous one to commit and then reads what it handed out. No position is ever
+handed out twice, and over any run the counts per member differ by at most
+one. The lock serialises assignment per role, so callers should commit soon
+after (no slow I/O inside; use the outbox).
+
+Queries: three per call (lock the pointer, read the members, move the
+pointer), two when the role has no active member, whatever the number of
+members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from role.models import Role, RoleMember, RoundRobinPointer
+
+# The values of step.models.AssignmentStrategy, the setting a step chooses them with.
+Strategy = Literal["round_robin", "least_loaded"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Assignee:
+    """A member chosen for a piece of work, and why (store `reason` on the item).
+
+    `position` is the member's 0-based index in the rotation (active members
+    by user id) when they were chosen; `load` is the open-item count the
+    least-loaded strategy compared (None for round-robin).
+    """
+
+    user_id: int
+    full_name: str
+    email: str
+    strategy: Strategy = "round_robin"
+    position: int
+    load: int | None = None
+
+    @property
+    def reason(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "position": self.position, "load": self.load}
+
+
+class Member(NamedTuple):
+    position: int
+    user_id: int
+    full_name: str
+    email: str
+
+
+def active_members(*, role: Role) -> list[Member]:
+    """The rotation: the role's active members by user id, each user once (one query).
+
+    Empty for a deleted role, checked in the database so a stale `role`
+    instance cannot hand out work. A user holding the role through two
+    memberships counts once, with the older membership's name and e-mail.
+    """
+    rows = (
+        RoleMember.objects.filter(role=role, role__deleted_at__isnull=True, is_active=True, deleted_at__isnull=True)
+        .order_by("user_id", "id")
+        .values_list("user_id", "full_name", "email")
+    )
+    members: list[Member] = []
+    for user_id, full_name, email in rows:
+        if not members or members[-1].user_id != user_id:
+            members.append(Member(len(members), user_id, full_name, email))
+    return members
+
+
+def rotation_order(members: Sequence[Member], last_user_id: int | None) -> list[Member]:
+    """`members` (by user id) in the order they will be handed work after `last_user_id`."""
+    start = next((m.position for m in members if last_user_id is None or m.user_id > last_user_id), 0)
+    return [*members[start:], *members[:start]]
+
+
+def round_robin_next(*, role: Role, count: int = 1) -> list[Assignee]:
+    """Hand the next `count` members of `role`'s rotation out and move the pointer past them.
+
+    Returns at most one Assignee per member: when `count` exceeds the number
+    of active members, every member is returned once, in rotation order, and
+    the pointer ends on the last of them. A role without active members (or
+    a deleted role) returns [] and leaves the pointer alone: the caller
+    decides (the task engine marks the work unallocated, or answers 503
+    `no_assignee`). Raises ValueError when `count` < 1. Locking and queries:
+    see the module docstring.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    with transaction.atomic(savepoint=False):
+        pointer_id, last_user_id = _pointer_lock(role)
+        chosen = rotation_order(active_members(role=role), last_user_id)[:count]
+        if chosen:
+            _pointer_move(pointer_id, chosen[-1].user_id)
+    return [
+        Assignee(user_id=m.user_id, full_name=m.full_name, email=m.email, strategy="round_robin", position=m.position)
+        for m in chosen
+    ]
+
+
+def least_loaded_next(*, role: Role, count: int = 1, open_counts: Mapping[int, int]) -> list[Assignee]:
+    """Hand out the `count` members of `role` with the fewest open items, ties by rotation.
+
+    `open_counts` maps user id -> open items (the caller counts them; a
+    missing user has none). Among equal loads the member who comes next in
+    the round-robin rotation wins, so with equal loads this is exactly
+    round-robin. The pointer moves to the last member handed out, like
+    `round_robin_next`; `count`, empty roles and locking behave as there.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    with transaction.atomic(savepoint=False):
+        pointer_id, last_user_id = _pointer_lock(role)
+        order = rotation_order(active_members(role=role), last_user_id)
+        # sorted() is stable: equal loads keep their rotation order.
+        chosen = sorted(order, key=lambda m: open_counts.get(m.user_id, 0))[:count]
+        if chosen:
+            _pointer_move(pointer_id, chosen[-1].user_id)
+    return [
+        Assignee(
+            user_id=m.user_id,
+            full_name=m.full_name,
+            email=m.email,
+            strategy="least_loaded",
+            position=m.position,
+            load=open_counts.get(m.user_id, 0),
+        )
+        for m in chosen
+    ]
+
+
+def _pointer_lock(role: Role) -> tuple[int, int | None]:
+    """Lock `role`'s pointer row, creating it if needed, in one statement: (pointer id, last user id).
+
+    INSERT ... ON CONFLICT DO UPDATE locks the existing row like SELECT ...
+    FOR UPDATE, and when another transaction holds it (or has just inserted
+    it) waits for that one to finish and then returns the committed value.
+    A get-or-create would need a savepoint and a retry for the same effect.
+    """
+    table = connection.ops.quote_name(RoundRobinPointer._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, role_id, last_user_id, updated_at) VALUES (%s, %s, NULL, %s) "
+            f"ON CONFLICT (role_id) DO UPDATE SET last_user_id = {table}.last_user_id "
+            "RETURNING id, last_user_id",
+            [role.tenant_id, role.pk, now],
+        )
+        pointer_id, last_user_id = cursor.fetchone()
+    return pointer_id, last_user_id
+
+
+def _pointer_move(pointer_id: int, user_id: int) -> None:
+    RoundRobinPointer.objects.filter(pk=pointer_id).update(last_user_id=user_id, updated_at=timezone.now())
