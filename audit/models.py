@@ -44,6 +44,10 @@ class AuditAction(models.TextChoices):
     WORKFLOW_DELETED = "workflow.deleted", "Workflow deleted"
     WORKFLOW_IMPORTED = "workflow.imported", "Workflow imported"
     TASK_MIGRATED = "task.migrated", "Task moved to another workflow version"
+    TASK_CREATED = "task.created", "Task created"
+    TICKET_RECEIVED = "ticket.received", "Ticket received"
+    TICKET_UPDATED = "ticket.updated", "Ticket updated by the helpdesk"
+    TICKET_UNALLOCATED = "ticket.unallocated", "Ticket could not be allocated"
 
 
 class AppendOnlyError(Exception):

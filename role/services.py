@@ -477,6 +477,7 @@ def _member_apply(data: MembershipData, message_id: str) -> SyncOutcome:
         _insert(member)
         action = AuditAction.ROLE_MEMBER_REMOVED if deleting else AuditAction.ROLE_MEMBER_ADDED
         _member_audit(tenant=data.tenant, member=member, action=action, before={}, message_id=message_id)
+        _wake_waiting_tickets(member)
         return SyncOutcome.APPLIED
 
     if member.deleted_at is not None:
@@ -496,7 +497,16 @@ def _member_apply(data: MembershipData, message_id: str) -> SyncOutcome:
     member.save()
     action = AuditAction.ROLE_MEMBER_REMOVED if deleting else AuditAction.ROLE_MEMBER_UPDATED
     _member_audit(tenant=data.tenant, member=member, action=action, before=before, message_id=message_id)
+    _wake_waiting_tickets(member)
     return SyncOutcome.APPLIED
+
+
+def _wake_waiting_tickets(member: RoleMember) -> None:
+    """A member who can take work may unblock tickets that found nobody in this role."""
+    if member.is_active and member.deleted_at is None:
+        from tickets.services import tickets_wake_waiting
+
+        tickets_wake_waiting(tenant=member.tenant)
 
 
 def role_member_sync(*, payload: Any, message_id: str = "") -> SyncOutcome:

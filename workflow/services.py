@@ -22,6 +22,7 @@ from audit.services import Actor, audit_append
 from role.models import Role
 from step.models import Step, Transition
 from task.models import OPEN_STATUSES, Task
+from tickets.services import tickets_wake_waiting
 from workflow.definition import (
     STRUCTURAL_CODES,
     Draft,
@@ -494,12 +495,9 @@ def workflow_publish(*, workflow: Workflow, actor: Actor) -> PublishResult:
                 "current_version": [current.number if current else None, version.number],
             },
         )
-    _after_publish(locked)
+        # Tickets that matched nothing so far may match this workflow now.
+        tickets_wake_waiting(tenant=locked.tenant)
     return PublishResult(version=version, created=created)
-
-
-def _after_publish(workflow: Workflow) -> None:
-    """Hook for work waiting on a newly published workflow (unallocated tickets, a later issue)."""
 
 
 def _set_status(*, workflow: Workflow, actor: Actor, status: WorkflowStatus, action: AuditAction) -> Workflow:

@@ -1,0 +1,439 @@
+"""Ticket intake: one use case, `ticket_receive`, fed by the queue and the API.
+
+The helpdesk re-sends a ticket every time it is saved while `Open`, so
+duplicates are normal and delivery is at-least-once and unordered
+(messages.md). The rules:
+
+- Validation first, nothing written on failure. `ticket_data` must be a JSON
+  object with a usable ticket number (`ticket_number`, else `ticket_id`, else
+  `id`, else `original_ticket_id`; a missing, null or blank value falls
+  through to the next key, an integer becomes its decimal string, any other
+  type — a bool, a float, a list — is a malformed message). The routing keys,
+  `status`, `subject` are strings or null, `priority` is one of the
+  contract's values in any letter case, dates are ISO-8601 or null. A problem
+  raises `InvalidTicket` (an `InvalidMessage` with code `invalid_ticket` and
+  per-field errors). Unknown keys are kept, never rejected.
+- The snapshot is the message verbatim, with the chosen number written back
+  as `ticket_number`.
+- Upsert by (tenant, ticket number): the first delivery creates the ticket
+  (`allocation_state` pending: the task engine allocates it) and writes
+  TICKET_RECEIVED; a later one with a different snapshot refreshes snapshot
+  and fields and writes TICKET_UPDATED with the changed fields; one with an
+  identical snapshot only counts the delivery (no audit row). A delivery
+  whose `update_date` is older than the stored snapshot's is stale (it was
+  overtaken by a newer save) and only counted too, so out-of-order
+  deliveries converge on the newest save.
+- Concurrency: the row is locked (`select_for_update`) while it is compared
+  and changed. Two workers inserting the same new ticket race on the unique
+  constraint (tenant, ticket_number): PostgreSQL makes the loser's INSERT wait
+  for the winner's commit and then fail; the loser rolls back to its
+  savepoint and continues as an update of the winner's row. Exactly one row.
+- Bounded cost: a delivery is a handful of queries whatever the payload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from audit.models import AuditAction
+from audit.services import Actor, audit_append, diff
+from tickets.models import AllocationState, Ticket, TicketPriority
+from workflow_api.core.inbound import InvalidMessage
+from workflow_api.core.models import Tenant
+from workflow_api.core.tenancy import UnknownTenant, tenant_from_slug
+
+INVALID_TICKET = "invalid_ticket"
+UNKNOWN_TENANT = "unknown_tenant"
+
+# The contract's order of identity keys (messages.md `ticket_data`).
+TICKET_NUMBER_KEYS = ("ticket_number", "ticket_id", "id", "original_ticket_id")
+ROUTING_KEYS = ("department", "category", "sub_category")
+# Every date field of the contract's ticket_data; each is ISO-8601 or null.
+DATE_KEYS = (
+    "scheduled_date",
+    "expected_return_date",
+    "performance_start_date",
+    "performance_end_date",
+    "submit_date",
+    "update_date",
+    "date_completed",
+)
+PRIORITIES = {
+    "low": TicketPriority.LOW,
+    "medium": TicketPriority.MEDIUM,
+    "high": TicketPriority.HIGH,
+    "critical": TicketPriority.URGENT,
+    "urgent": TicketPriority.URGENT,
+}
+
+_NUMBER_MAX_LENGTH = Ticket._meta.get_field("ticket_number").max_length or 64
+_ROUTING_MAX_LENGTH = 200
+_STATUS_MAX_LENGTH = Ticket._meta.get_field("status").max_length or 64
+# Columns copied out of the snapshot; their changes are audited by name.
+_COLUMNS = ("subject", "status", "priority", "department", "category", "sub_category")
+
+
+class InvalidTicket(InvalidMessage):
+    """A `ticket_data` that can never be stored as it is; `errors` maps each bad field to its problem."""
+
+    def __init__(self, errors: dict[str, str], *, tenant: Tenant | None = None) -> None:
+        message = "; ".join(f"{field}: {problem}" for field, problem in errors.items())
+        super().__init__(f"invalid ticket_data: {message}", code=INVALID_TICKET, tenant=tenant)
+        self.errors = errors
+
+
+class ReceiveOutcome(StrEnum):
+    """How a delivery ended; the inbound job counts these (MessageCounter)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    ticket: Ticket
+    created: bool
+    outcome: ReceiveOutcome
+
+
+@dataclass(frozen=True)
+class TicketData:
+    ticket_number: str
+    snapshot: dict[str, Any]
+    subject: str
+    status: str
+    priority: TicketPriority
+    department: str
+    category: str
+    sub_category: str
+    source_updated_at: datetime | None
+
+    def columns(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+# --- Reading the message -----------------------------------------------------------
+
+
+def _ticket_number(payload: dict[str, Any], errors: dict[str, str]) -> str | None:
+    for key in TICKET_NUMBER_KEYS:
+        value = payload.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            errors[key] = f"must be a string or an integer, got {value!r}"
+            return None
+        number = str(value).strip()
+        if len(number) > _NUMBER_MAX_LENGTH:
+            errors[key] = f"is longer than {_NUMBER_MAX_LENGTH} characters"
+            return None
+        return number
+    errors["ticket_number"] = "no usable ticket number (ticket_number, ticket_id, id or original_ticket_id)"
+    return None
+
+
+def _text(payload: dict[str, Any], key: str, errors: dict[str, str], *, max_length: int | None = None) -> str:
+    value = payload.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[key] = f"must be a string or null, got {value!r}"
+        return ""
+    value = value.strip()
+    if max_length is not None and len(value) > max_length:
+        errors[key] = f"is longer than {max_length} characters"
+    return value
+
+
+def _priority(payload: dict[str, Any], errors: dict[str, str]) -> TicketPriority:
+    value = payload.get("priority")
+    if value is None:
+        return TicketPriority.MEDIUM
+    if isinstance(value, str) and value.strip().lower() in PRIORITIES:
+        return PRIORITIES[value.strip().lower()]
+    errors["priority"] = f"must be one of Low, Medium, High, Critical, Urgent, got {value!r}"
+    return TicketPriority.MEDIUM
+
+
+def _moment(payload: dict[str, Any], key: str, errors: dict[str, str]) -> datetime | None:
+    """An ISO-8601 date-time (one without an offset is UTC) or date (midnight UTC), or null."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = parse_datetime(value)
+            if parsed is None and (day := parse_date(value)) is not None:
+                parsed = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    errors[key] = f"must be an ISO-8601 date or date-time string or null, got {value!r}"
+    return None
+
+
+def _storable(payload: dict[str, Any], errors: dict[str, str]) -> None:
+    # PostgreSQL's jsonb refuses NaN/Infinity and the NUL character; refusing
+    # them here makes such a message an invalid_ticket, not a database error.
+    try:
+        text = json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        errors["ticket_data"] = f"is not storable JSON: {exc}"
+        return
+    if "\\u0000" in text:
+        errors["ticket_data"] = "contains a NUL character, which cannot be stored"
+
+
+def _tenant(payload: dict[str, Any]) -> Tenant:
+    slug = payload.get("tenant")
+    if slug is not None and not isinstance(slug, str):
+        raise InvalidMessage(f"tenant must be a string (a tenant slug), got {slug!r}", code=UNKNOWN_TENANT)
+    try:
+        return tenant_from_slug(slug)
+    except UnknownTenant as exc:
+        raise InvalidMessage(str(exc), code=UNKNOWN_TENANT) from exc
+
+
+def ticket_data_parse(payload: Any, *, tenant: Tenant | None = None) -> TicketData:
+    """Validate a `ticket_data`; raises InvalidTicket listing every bad field. Reads nothing from the database."""
+    if not isinstance(payload, dict):
+        raise InvalidTicket({"ticket_data": f"must be a JSON object, got {type(payload).__name__}"}, tenant=tenant)
+    errors: dict[str, str] = {}
+    number = _ticket_number(payload, errors)
+    routing = {key: _text(payload, key, errors, max_length=_ROUTING_MAX_LENGTH) for key in ROUTING_KEYS}
+    status = _text(payload, "status", errors, max_length=_STATUS_MAX_LENGTH)
+    subject = _text(payload, "subject", errors)
+    priority = _priority(payload, errors)
+    dates = {key: _moment(payload, key, errors) for key in DATE_KEYS}
+    _storable(payload, errors)
+    if errors or number is None:
+        raise InvalidTicket(errors, tenant=tenant)
+    return TicketData(
+        ticket_number=number,
+        snapshot={**payload, "ticket_number": number},
+        subject=subject,
+        status=status,
+        priority=priority,
+        source_updated_at=dates["update_date"],
+        **routing,
+    )
+
+
+# --- The use case ------------------------------------------------------------------
+
+
+def ticket_receive(
+    *, payload: Any, message_id: str = "", tenant: Tenant | None = None, actor: Actor | None = None
+) -> ReceiveResult:
+    """Store or refresh one helpdesk ticket; idempotent (see the module docstring).
+
+    `tenant` is the API caller's; a queued message names its tenant with an
+    optional `tenant` slug (absent: the default tenant). `actor` defaults to
+    the system. Raises InvalidTicket (or InvalidMessage `unknown_tenant`)
+    before writing anything.
+    """
+    data = ticket_data_parse(payload, tenant=tenant)
+    if tenant is None:
+        tenant = _tenant(payload)
+    actor = actor or Actor.system()
+    now = timezone.now()
+    with transaction.atomic():
+        ticket = _locked(tenant=tenant, number=data.ticket_number)
+        if ticket is None:
+            ticket = Ticket(
+                tenant=tenant,
+                ticket_number=data.ticket_number,
+                snapshot=data.snapshot,
+                source_updated_at=data.source_updated_at,
+                allocation_state=AllocationState.PENDING,
+                received_at=now,
+                updated_at=now,
+                last_delivered_at=now,
+                **data.columns(),
+            )
+            try:
+                with transaction.atomic():
+                    ticket.save(force_insert=True)
+            except IntegrityError:
+                # Another worker inserted this ticket and has committed by now.
+                ticket = _locked(tenant=tenant, number=data.ticket_number)
+                if ticket is None:
+                    raise
+            else:
+                _audit(
+                    tenant=tenant,
+                    ticket=ticket,
+                    action=AuditAction.TICKET_RECEIVED,
+                    changes=diff({}, {"allocation_state": ticket.allocation_state, **data.columns()}),
+                    actor=actor,
+                    message_id=message_id,
+                )
+                return ReceiveResult(ticket=ticket, created=True, outcome=ReceiveOutcome.CREATED)
+        return _refresh(tenant=tenant, ticket=ticket, data=data, now=now, actor=actor, message_id=message_id)
+
+
+def _locked(*, tenant: Tenant, number: str) -> Ticket | None:
+    return Ticket.objects.select_for_update(no_key=True).filter(tenant=tenant, ticket_number=number).first()
+
+
+def _refresh(
+    *, tenant: Tenant, ticket: Ticket, data: TicketData, now: datetime, actor: Actor, message_id: str
+) -> ReceiveResult:
+    stale = (
+        data.source_updated_at is not None
+        and ticket.source_updated_at is not None
+        and data.source_updated_at < ticket.source_updated_at
+    )
+    if stale or data.snapshot == ticket.snapshot:
+        # The row is locked, so counting in Python cannot lose a concurrent delivery.
+        ticket.delivery_count += 1
+        ticket.last_delivered_at = now
+        ticket.save(update_fields=["delivery_count", "last_delivered_at"])
+        outcome = ReceiveOutcome.STALE if stale else ReceiveOutcome.DUPLICATE
+        return ReceiveResult(ticket=ticket, created=False, outcome=outcome)
+
+    before = {**ticket_columns(ticket), **_prefixed(ticket.snapshot)}
+    for name, value in data.columns().items():
+        setattr(ticket, name, value)
+    ticket.snapshot = data.snapshot
+    ticket.source_updated_at = data.source_updated_at
+    ticket.updated_at = now
+    ticket.last_delivered_at = now
+    ticket.delivery_count += 1
+    ticket.save(
+        update_fields=[
+            *_COLUMNS,
+            "snapshot",
+            "source_updated_at",
+            "updated_at",
+            "last_delivered_at",
+            "delivery_count",
+        ]
+    )
+    _audit(
+        tenant=tenant,
+        ticket=ticket,
+        action=AuditAction.TICKET_UPDATED,
+        changes=diff(before, {**data.columns(), **_prefixed(data.snapshot)}),
+        actor=actor,
+        message_id=message_id,
+    )
+    return ReceiveResult(ticket=ticket, created=False, outcome=ReceiveOutcome.UPDATED)
+
+
+def ticket_columns(ticket: Ticket) -> dict[str, Any]:
+    return {name: getattr(ticket, name) for name in _COLUMNS}
+
+
+def _prefixed(snapshot: dict[str, Any]) -> dict[str, Any]:
+    # Snapshot keys are audited as `ticket_data.<key>`, apart from the columns of the same name.
+    return {f"ticket_data.{key}": value for key, value in snapshot.items()}
+
+
+def _audit(
+    *, tenant: Tenant, ticket: Ticket, action: AuditAction, changes: dict[str, list[Any]], actor: Actor, message_id: str
+) -> None:
+    audit_append(
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        target_type="ticket",
+        target_id=ticket.ticket_number,
+        target_display=ticket.subject[:255],
+        changes=changes,
+        correlation_id=message_id or None,
+    )
+
+
+class AllocationOutcome(StrEnum):
+    ALLOCATED = "allocated"
+    ALREADY_ALLOCATED = "already_allocated"
+    UNALLOCATED = "unallocated"
+
+
+@dataclass(frozen=True)
+class AllocationResult:
+    ticket: Ticket
+    outcome: AllocationOutcome
+    task_id: int | None = None
+
+
+def ticket_allocate(*, ticket_id: int, actor: Actor | None = None) -> AllocationResult:
+    """Start the ticket's task, or record why it cannot be started yet. Idempotent.
+
+    One transaction: the ticket row is locked, so two workers allocating the
+    same ticket end with one task. An allocated ticket is left alone. A ticket
+    that cannot be allocated (no matching workflow, nobody holds the step's
+    role) is kept, marked `unallocated` with the reason, and allocated again
+    later (`tickets_allocate_waiting`). Raises Ticket.DoesNotExist.
+    """
+    from task.services import NotAllocatable, task_start_for_ticket
+
+    actor = actor or Actor.system()
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().select_related("tenant").get(pk=ticket_id)
+        if ticket.allocation_state == AllocationState.ALLOCATED:
+            return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
+        try:
+            # A savepoint: a refused start leaves nothing of itself behind, but the reason is kept.
+            with transaction.atomic():
+                started = task_start_for_ticket(ticket=ticket, actor=actor)
+        except NotAllocatable as refused:
+            if (ticket.allocation_state, ticket.allocation_reason) != (AllocationState.UNALLOCATED, refused.reason):
+                before = {"allocation_state": ticket.allocation_state, "allocation_reason": ticket.allocation_reason}
+                ticket.allocation_state = AllocationState.UNALLOCATED
+                ticket.allocation_reason = refused.reason
+                ticket.save(update_fields=["allocation_state", "allocation_reason"])
+                audit_append(
+                    tenant=ticket.tenant,
+                    actor=actor,
+                    action=AuditAction.TICKET_UNALLOCATED,
+                    target_type="ticket",
+                    target_id=ticket.ticket_number,
+                    target_display=ticket.subject[:255],
+                    changes=diff(
+                        before, {"allocation_state": ticket.allocation_state, "allocation_reason": refused.reason}
+                    ),
+                )
+            return AllocationResult(ticket=ticket, outcome=AllocationOutcome.UNALLOCATED)
+        ticket.allocation_state = AllocationState.ALLOCATED
+        ticket.allocation_reason = None
+        ticket.save(update_fields=["allocation_state", "allocation_reason"])
+    return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALLOCATED, task_id=started.task.pk)
+
+
+def tickets_waiting(*, tenant_id: int | None = None, limit: int = 500) -> list[int]:
+    """Ids of tickets not yet allocated (pending or unallocated), oldest first."""
+    waiting = Ticket.objects.exclude(allocation_state=AllocationState.ALLOCATED).order_by("id")
+    if tenant_id is not None:
+        waiting = waiting.filter(tenant_id=tenant_id)
+    return list(waiting.values_list("id", flat=True)[:limit])
+
+
+def tickets_wake_waiting(*, tenant: Tenant) -> bool:
+    """Queue another allocation try for the tenant's waiting tickets, after the caller commits.
+
+    Called inside the transaction of a change that may let them through (a
+    workflow published, a member joining a role). Goes through the outbox,
+    so it happens only if that change commits. Returns whether anything waits.
+    """
+    from workflow_api.core.messaging import INTERNAL_QUEUE
+    from workflow_api.core.outbox import outbox_enqueue
+
+    if not Ticket.objects.filter(tenant=tenant).exclude(allocation_state=AllocationState.ALLOCATED).exists():
+        return False
+    outbox_enqueue(
+        task_name="core.tickets_allocate_waiting", kwargs={"tenant_id": tenant.pk}, queue=INTERNAL_QUEUE, tenant=tenant
+    )
+    return True
