@@ -10,6 +10,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("audit/", include("audit.api.urls")),
     path("workflows/", include("workflow.api.urls")),
     path("tickets/", include("tickets.api.urls")),
+    path("tasks/", include("task.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
