@@ -48,6 +48,13 @@ class AuditAction(models.TextChoices):
     TICKET_RECEIVED = "ticket.received", "Ticket received"
     TICKET_UPDATED = "ticket.updated", "Ticket updated by the helpdesk"
     TICKET_UNALLOCATED = "ticket.unallocated", "Ticket could not be allocated"
+    TASK_TRANSITIONED = "task.transitioned", "Task moved to another step"
+    TASK_COMPLETED = "task.completed", "Task completed"
+    TASK_ITEM_STATUS_CHANGED = "task.item_status_changed", "Task item status changed"
+    TASK_ESCALATED = "task.escalated", "Task escalated"
+    TASK_TRANSFERRED = "task.transferred", "Task transferred"
+    TASK_ASSIGNED = "task.assigned", "Task assigned manually"
+    TASK_CANCELLED = "task.cancelled", "Task cancelled"
 
 
 class AppendOnlyError(Exception):

@@ -23,10 +23,21 @@ from django.utils import timezone
 from audit.models import AuditAction
 from audit.services import Actor, audit_append
 from role.assignment import Assignee, least_loaded_next, round_robin_next
-from role.models import Role
-from task.models import ACTIVE_ITEM_STATUSES, ItemOrigin, ItemStatus, Task, TaskItem, TaskItemHistory
+from role.models import Role, RoleMember
+from task.models import (
+    ACTIVE_ITEM_STATUSES,
+    OPEN_STATUSES,
+    ItemOrigin,
+    ItemStatus,
+    Task,
+    TaskItem,
+    TaskItemHistory,
+    TaskStatus,
+)
+from task.rules import is_end_step, step_of, transition_by_id
 from workflow.models import WorkflowVersion
 from workflow.selectors import workflow_match
+from workflow_api.core.errors import ApiError, ErrorCode
 from workflow_api.core.outbox import outbox_enqueue
 
 if TYPE_CHECKING:
@@ -210,3 +221,492 @@ def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
             },
         )
     return StartedTask(task=task, items=items)
+
+
+# --- Acting on a task: transition, item status, escalate, transfer, assign, cancel ---------------
+#
+# Each service runs in its own transaction and locks the Task row first
+# (SELECT ... FOR UPDATE), so two callers racing on one task are serialised:
+# the second one re-reads the task and the items after the first committed
+# and fails its checks (403 not_assigned / 400) instead of acting twice.
+# Every check runs before anything is written; notifications go through the
+# outbox and leave only when the transaction commits.
+#
+# Choices the contract leaves open:
+# - "Not visible" (404) is task.selectors.task_visible: another tenant's task, or,
+#   for a non-admin, a task they neither hold an item on nor own the ticket of.
+# - Moving the task off a step resolves the caller's item. Other people's
+#   active items on that step (a step staffed with several assignees, an
+#   escalation or manual assignment) are closed too (`resolved`, no
+#   `acted_on`, a history note): any one assignee moves the task on, and
+#   nobody keeps open work on a step the task has left.
+# - Completing or cancelling the task closes every item still active on it
+#   (`resolved`, no `acted_on`, a history note saying why): a finished task
+#   holds no open work. Cancelling sends no ticket status (the contract has none).
+# - Work starts (task `pending` -> `in_progress`, ticket status "In Progress"
+#   sent once) on the first transition or item status change by an assignee;
+#   escalation, transfer and manual assignment do not start it.
+# - Transfer and manual assignment accept any active member of a live role of
+#   the tenant (the admin may hand work to someone outside the step's role);
+#   the new item still records the step's role. A transfer moves the oldest
+#   active item on the current step.
+
+
+def _locked_task(*, task_id: int, user: Any) -> Task:
+    """The task, locked for this transaction, if the caller may see it (task.selectors.task_visible); else 404."""
+    from task.selectors import task_visible
+
+    task = task_visible(tenant=user.tenant, user=user).select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "Task not found.", status_code=404)
+    return task
+
+
+def _active_items(task: Task, *, step_key: str | None = None) -> list[TaskItem]:
+    items = TaskItem.objects.filter(task=task, status__in=ACTIVE_ITEM_STATUSES).order_by("id")
+    if step_key is not None:
+        items = items.filter(step_key=step_key)
+    return list(items)
+
+
+def _callers_item(task: Task, user: Any) -> TaskItem:
+    """The caller's active item on the current step (the oldest if several); 403 not_assigned otherwise."""
+    mine = [item for item in _active_items(task, step_key=task.current_step_key) if item.user_id == user.user_id]
+    if not mine:
+        raise ApiError(
+            ErrorCode.NOT_ASSIGNED,
+            "You hold no active item on the task's current step.",
+            status_code=403,
+        )
+    return mine[0]
+
+
+def _require_text(field: str, value: str, *, code: ErrorCode = ErrorCode.VALIDATION_ERROR) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ApiError(code, f"{field.capitalize()} is required.", errors={field: ["This field may not be blank."]})
+    return text
+
+
+def _require_admin(user: Any) -> None:
+    if not user.is_engine_admin:
+        raise ApiError(ErrorCode.PERMISSION_DENIED, "Only an engine admin may do this.", status_code=403)
+
+
+def _ticket_fields(task: Task) -> tuple[str, str]:
+    """(ticket number, task title = the ticket's subject); empty for a task without a ticket."""
+    ticket = task.ticket
+    return (ticket.ticket_number, ticket.subject) if ticket is not None else ("", "")
+
+
+def _item_set_status(item: TaskItem, status: ItemStatus, *, actor: Actor, notes: str = "", acted: bool = False) -> None:
+    now = timezone.now()
+    item.status = status
+    fields = ["status"]
+    if acted:
+        item.acted_on = now
+        item.notes = notes
+        fields += ["acted_on", "notes"]
+    item.save(update_fields=fields)
+    TaskItemHistory.objects.create(
+        tenant_id=item.tenant_id,
+        item=item,
+        status=status,
+        at=now,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        notes=notes,
+    )
+
+
+def _close_items(items: list[TaskItem], *, actor: Actor, note: str) -> None:
+    for item in items:
+        _item_set_status(item, ItemStatus.RESOLVED, actor=actor, notes=note)
+
+
+def _send_ticket_status(task: Task, status: str, dedupe_suffix: str) -> None:
+    if task.ticket is None:
+        return
+    outbox_enqueue(
+        task_name="send_ticket_status",
+        args=[task.ticket.ticket_number, status],
+        tenant=task.tenant,
+        dedupe_key=f"ticket_status:{task.pk}:{dedupe_suffix}",
+    )
+
+
+def _work_started(task: Task) -> None:
+    """First action by an assignee: the task is in progress and the helpdesk hears it once."""
+    if task.status == TaskStatus.PENDING:
+        task.status = TaskStatus.IN_PROGRESS
+    _send_ticket_status(task, "In Progress", "in_progress")
+
+
+def _task_save(task: Task, *fields: str) -> None:
+    task.updated_at = timezone.now()
+    task.save(update_fields=[*fields, "updated_at"])
+
+
+def _known_member(tenant_id: int, user_id: int) -> Assignee | None:
+    """An active member of some live role of the tenant, as an Assignee (manual choice)."""
+    member = (
+        RoleMember.objects.filter(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            is_active=True,
+            deleted_at__isnull=True,
+            role__deleted_at__isnull=True,
+        )
+        .order_by("id")
+        .first()
+    )
+    if member is None:
+        return None
+    return Assignee(user_id=member.user_id, full_name=member.full_name, email=member.email, position=0)
+
+
+def _audit(task: Task, actor: Actor, action: AuditAction, changes: dict[str, list[Any]]) -> None:
+    number, title = _ticket_fields(task)
+    audit_append(
+        tenant=task.tenant,
+        actor=actor,
+        action=action,
+        target_type="task",
+        target_id=task.pk,
+        target_display=f"{number} {title}".strip()[:255],
+        changes=changes,
+    )
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    task: Task
+    items: list[TaskItem]  # the items this action created (empty when it created none)
+
+
+def task_transition(*, task_id: int, user: Any, transition_id: int | None, notes: str) -> ActionResult:
+    """Move the task along a transition of its own version, or finish it (`transition_id` None).
+
+    Checks, in the contract's order, before anything changes: notes (400
+    notes_required), visibility (404), the caller's active item on the current
+    step (403 not_assigned), finishing only on a step without outgoing
+    transitions (400 invalid_transition), the transition in the version (404),
+    starting at the current step (400 invalid_transition), somebody to take the
+    next step (503 no_assignee).
+    """
+    text = (notes or "").strip()
+    if not text:
+        raise ApiError(
+            ErrorCode.NOTES_REQUIRED, "Notes are required.", errors={"notes": ["This field may not be blank."]}
+        )
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        item = _callers_item(task, user)
+        version = task.workflow_version
+        from_key = task.current_step_key
+        from_step = step_of(version, from_key)
+        assert from_step is not None
+        if transition_id is None:
+            if not is_end_step(version, from_key):
+                raise ApiError(
+                    ErrorCode.INVALID_TRANSITION,
+                    f"Invalid transition: step {from_step['name']!r} has outgoing transitions; pick one.",
+                )
+            return _finish(task=task, item=item, step=from_step, actor=actor, notes=text)
+        transition = transition_by_id(version, transition_id)
+        if transition is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"Transition {transition_id} not found.", status_code=404)
+        if transition["from"] != from_key:
+            raise ApiError(
+                ErrorCode.INVALID_TRANSITION,
+                f"Invalid transition: {transition['name']!r} does not start at step {from_step['name']!r}.",
+            )
+        to_step = step_of(version, transition["to"])
+        assert to_step is not None
+        role = _live_role(task.tenant_id, to_step["role"])
+        assignees = _pick(role, to_step) if role is not None else []
+        if role is None or not assignees:
+            raise ApiError(
+                ErrorCode.NO_ASSIGNEE,
+                f"Nobody active holds the role of step {to_step['name']!r}.",
+                status_code=503,
+            )
+
+        _item_set_status(item, ItemStatus.RESOLVED, actor=actor, notes=text, acted=True)
+        # The task has left this step: nobody else keeps open work on it (the
+        # "mine" list would show a task they can no longer act on).
+        others = [other for other in _active_items(task, step_key=from_key) if other.pk != item.pk]
+        _close_items(others, actor=actor, note=f"Closed: {actor.name} moved the task on ({transition['name']}).")
+        old_status = task.status
+        _work_started(task)
+        # Fresh `new` items on the next step: whatever was on hold is behind us.
+        task.status = TaskStatus.IN_PROGRESS
+        task.current_step_key = to_step["key"]
+        _task_save(task, "status", "current_step_key")
+        number, title = _ticket_fields(task)
+        items = items_assign(
+            task=task,
+            step=to_step,
+            role=role,
+            assignees=assignees,
+            origin=ItemOrigin.SYSTEM,
+            actor=actor,
+            ticket_number=number,
+            title=title,
+        )
+        _audit(
+            task,
+            actor,
+            AuditAction.TASK_TRANSITIONED,
+            {
+                "step": [from_key, to_step["key"]],
+                "status": [old_status, task.status],
+                "transition": [None, transition["name"]],
+                "assignees": [None, [new.user_id for new in items]],
+            },
+        )
+    return ActionResult(task=task, items=items)
+
+
+def _finish(*, task: Task, item: TaskItem, step: dict[str, Any], actor: Actor, notes: str) -> ActionResult:
+    """Complete the task from its last step (inside task_transition's transaction)."""
+    _item_set_status(item, ItemStatus.RESOLVED, actor=actor, notes=notes, acted=True)
+    _close_items(_active_items(task), actor=actor, note=f"Closed: {actor.name} completed the task.")
+    old_status = task.status
+    _work_started(task)
+    task.status = TaskStatus.COMPLETED
+    task.completed_at = timezone.now()
+    _task_save(task, "status", "completed_at")
+    if task.ticket is not None:
+        task.ticket.status = "Resolved"
+        task.ticket.save(update_fields=["status"])
+    _send_ticket_status(task, "Resolved", "resolved")
+    _audit(task, actor, AuditAction.TASK_COMPLETED, {"status": [old_status, task.status], "step": [step["key"], None]})
+    return ActionResult(task=task, items=[])
+
+
+def task_item_status(*, task_id: int, user: Any, status: str, notes: str = "") -> ActionResult:
+    """Set the caller's active item on the current step to in_progress or on_hold.
+
+    The task follows: on_hold when every active item on the task is on hold,
+    else in_progress.
+    """
+    if status not in (ItemStatus.IN_PROGRESS, ItemStatus.ON_HOLD):
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            "Status must be in_progress or on_hold.",
+            errors={"status": [f"{status!r} is not a valid choice."]},
+        )
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        item = _callers_item(task, user)
+        old_item_status = item.status
+        _item_set_status(item, ItemStatus(status), actor=actor, notes=(notes or "").strip())
+        old_status = task.status
+        _work_started(task)
+        active = _active_items(task)
+        task.status = (
+            TaskStatus.ON_HOLD if all(a.status == ItemStatus.ON_HOLD for a in active) else TaskStatus.IN_PROGRESS
+        )
+        _task_save(task, "status")
+        _audit(
+            task,
+            actor,
+            AuditAction.TASK_ITEM_STATUS_CHANGED,
+            {"item": [None, item.pk], "item_status": [old_item_status, status], "status": [old_status, task.status]},
+        )
+    return ActionResult(task=task, items=[])
+
+
+def task_escalate(*, task_id: int, user: Any, reason: str) -> ActionResult:
+    """Hand the caller's item on the current step to the step's escalation role.
+
+    The old item becomes `escalated`; one member of the escalation role (by
+    round-robin) gets a new item, origin `escalation`, with an assignment and
+    an escalation notification. 400 when the step has no escalation role, 503
+    no_assignee when nobody active holds it.
+    """
+    text = _require_text("reason", reason)
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        item = _callers_item(task, user)
+        step = step_of(task.workflow_version, task.current_step_key)
+        assert step is not None
+        if step.get("escalation_role") is None:
+            raise ApiError(ErrorCode.INVALID_STATE, f"Step {step['name']!r} has no escalation role.")
+        role = _live_role(task.tenant_id, step["escalation_role"])
+        assignees = round_robin_next(role=role) if role is not None else []
+        if role is None or not assignees:
+            raise ApiError(
+                ErrorCode.NO_ASSIGNEE,
+                f"Nobody active holds the escalation role of step {step['name']!r}.",
+                status_code=503,
+            )
+        _item_set_status(item, ItemStatus.ESCALATED, actor=actor, notes=text, acted=True)
+        number, title = _ticket_fields(task)
+        items = items_assign(
+            task=task,
+            step=step,
+            role=role,
+            assignees=assignees,
+            origin=ItemOrigin.ESCALATION,
+            actor=actor,
+            ticket_number=number,
+            title=title,
+        )
+        for new in items:
+            outbox_enqueue(
+                task_name="notifications.send_escalation_notification",
+                kwargs={
+                    "from_user_id": item.user_id,
+                    "to_user_id": new.user_id,
+                    "from_ticket_number": number,
+                    "to_ticket_number": number,
+                    "task_title": title,
+                    "escalated_from_role": item.role_name,
+                    "escalated_to_role": role.name,
+                    "escalation_reason": text,
+                    "escalated_by_id": user.user_id,
+                    "escalated_by_name": user.display_name,
+                },
+                tenant=task.tenant,
+                dedupe_key=f"escalation:{new.pk}",
+            )
+        _task_save(task)
+        _audit(
+            task,
+            actor,
+            AuditAction.TASK_ESCALATED,
+            {
+                "item": [item.pk, [new.pk for new in items]],
+                "assignee": [item.user_id, [new.user_id for new in items]],
+                "role": [item.role_name, role.name],
+                "reason": [None, text],
+            },
+        )
+    return ActionResult(task=task, items=items)
+
+
+def task_transfer(*, task_id: int, user: Any, to_user_id: int, notes: str = "") -> ActionResult:
+    """Move the oldest active item on the current step to another person (admin or ticket owner).
+
+    The old item becomes `reassigned`; `to_user_id` (an active member of any
+    live role of the tenant, else 400) gets a new item, origin `transferred`,
+    on the same step and role, with an assignment and a transfer notification.
+    """
+    text = (notes or "").strip()
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        if not (user.is_engine_admin or (task.ticket_owner_id is not None and task.ticket_owner_id == user.user_id)):
+            raise ApiError(
+                ErrorCode.PERMISSION_DENIED, "Only an admin or the ticket owner may transfer a task.", status_code=403
+            )
+        target = _known_member(task.tenant_id, to_user_id)
+        if target is None:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                "The user is not an active member of any role.",
+                errors={"to_user_id": [f"User {to_user_id} is not an active member of any role."]},
+            )
+        active = _active_items(task, step_key=task.current_step_key)
+        if not active:
+            raise ApiError(ErrorCode.INVALID_STATE, "The task has no active item on its current step to transfer.")
+        if any(a.user_id == to_user_id for a in active):
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                "The user already holds an active item on this step.",
+                errors={"to_user_id": [f"User {to_user_id} already holds an active item on this step."]},
+            )
+        item = active[0]
+        step = step_of(task.workflow_version, task.current_step_key)
+        assert step is not None
+        _item_set_status(item, ItemStatus.REASSIGNED, actor=actor, notes=text, acted=True)
+        number, title = _ticket_fields(task)
+        items = items_assign(
+            task=task,
+            step=step,
+            role=item.role,
+            assignees=[target],
+            origin=ItemOrigin.TRANSFERRED,
+            actor=actor,
+            ticket_number=number,
+            title=title,
+        )
+        new = items[0]
+        outbox_enqueue(
+            task_name="notifications.send_task_transfer_notification",
+            args=[item.user_id, new.user_id, number, number, title, user.user_id, user.display_name, text],
+            tenant=task.tenant,
+            dedupe_key=f"transfer:{new.pk}",
+        )
+        _task_save(task)
+        _audit(
+            task,
+            actor,
+            AuditAction.TASK_TRANSFERRED,
+            {"item": [item.pk, new.pk], "assignee": [item.user_id, new.user_id], "notes": [None, text]},
+        )
+    return ActionResult(task=task, items=items)
+
+
+def task_assign(*, task_id: int, user: Any, user_id: int) -> ActionResult:
+    """Admin: add an item (origin `manual`) for `user_id` on the current step, with its notification."""
+    _require_admin(user)
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        if task.status not in OPEN_STATUSES:
+            raise ApiError(ErrorCode.INVALID_STATE, f"The task is {task.status}; nothing can be assigned.")
+        target = _known_member(task.tenant_id, user_id)
+        if target is None:
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                "The user is not an active member of any role.",
+                errors={"user_id": [f"User {user_id} is not an active member of any role."]},
+            )
+        if any(a.user_id == user_id for a in _active_items(task, step_key=task.current_step_key)):
+            raise ApiError(
+                ErrorCode.VALIDATION_ERROR,
+                "The user already holds an active item on this step.",
+                errors={"user_id": [f"User {user_id} already holds an active item on this step."]},
+            )
+        step = step_of(task.workflow_version, task.current_step_key)
+        assert step is not None
+        role = _live_role(task.tenant_id, step["role"])
+        if role is None:
+            raise ApiError(ErrorCode.INVALID_STATE, f"The role of step {step['name']!r} no longer exists.")
+        number, title = _ticket_fields(task)
+        items = items_assign(
+            task=task,
+            step=step,
+            role=role,
+            assignees=[target],
+            origin=ItemOrigin.MANUAL,
+            actor=actor,
+            ticket_number=number,
+            title=title,
+        )
+        _task_save(task)
+        _audit(task, actor, AuditAction.TASK_ASSIGNED, {"assignee": [None, user_id], "step": [None, step["key"]]})
+    return ActionResult(task=task, items=items)
+
+
+def task_cancel(*, task_id: int, user: Any, reason: str) -> ActionResult:
+    """Admin: cancel an open task; its active items are closed (`resolved`, no `acted_on`, the reason noted)."""
+    _require_admin(user)
+    text = _require_text("reason", reason)
+    actor = Actor.of(user)
+    with transaction.atomic():
+        task = _locked_task(task_id=task_id, user=user)
+        if task.status not in OPEN_STATUSES:
+            raise ApiError(ErrorCode.INVALID_STATE, f"The task is {task.status}; it cannot be cancelled.")
+        _close_items(_active_items(task), actor=actor, note=f"Cancelled: {text}")
+        old_status = task.status
+        task.status = TaskStatus.CANCELLED
+        _task_save(task, "status")
+        _audit(task, actor, AuditAction.TASK_CANCELLED, {"status": [old_status, task.status], "reason": [None, text]})
+    return ActionResult(task=task, items=[])

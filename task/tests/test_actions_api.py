@@ -1,0 +1,264 @@
+"""The task action endpoints: POST /api/v1/tasks/{id}/transition|status|escalate|transfer|assign|cancel/."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from audit.models import AuditAction, AuditEvent
+from role.tests.factories import RoleFactory
+from task import services
+from task.models import ItemStatus, Task, TaskItem, TaskStatus
+from task.tests.factories import Setup, members, published_setup
+from task.tests.test_actions import (
+    ESCALATION,
+    STATUS,
+    TRANSFER,
+    caller,
+    holder,
+    outbox,
+    started,
+    state,
+    the_ticket,
+    tid,
+    with_escalation,
+)
+from workflow_api.core.errors import ApiError
+from workflow_api.core.models import OutboxMessage, Tenant
+from workflow_api.testing.tokens import admin_token, make_token
+
+
+def client_for(user_id: int, *, admin: bool = False, tenant: str | None = None) -> APIClient:
+    client = APIClient()
+    token = admin_token(user_id=user_id, tenant=tenant) if admin else make_token(user_id=user_id, tenant=tenant)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def url(task: Task, action: str) -> str:
+    return f"/api/v1/tasks/{task.pk}/{action}/"
+
+
+def test_a_transition_answers_with_the_task_as_the_caller_now_sees_it(setup: Setup):
+    task = started(setup)
+    assignee = holder(task)
+
+    response = client_for(assignee).post(
+        url(task, "transition"), {"transition_id": tid(task, "Submit"), "notes": "ok"}, format="json"
+    )
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["id"], body["status"], body["current_step"]["id"]) == (task.pk, "in_progress", "resolve")
+    assert [(i["user_id"], i["step"], i["status"], i["origin"]) for i in body["items"]] == [
+        (assignee, "triage", "resolved", "system"),
+        (201, "resolve", "new", "system"),
+    ]
+    assert body["available_transitions"] == []  # the caller holds nothing on Resolve
+    resolver_view = client_for(201).get(f"/api/v1/tasks/{task.pk}/").json()
+    assert sorted(t["name"] for t in resolver_view["available_transitions"]) == ["Approve", "Reject"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"transition_id": "1", "notes": "ok"}, "transition_id"),
+        ({"transition_id": 1.5, "notes": "ok"}, "transition_id"),
+        ({"transition_id": True, "notes": "ok"}, "transition_id"),
+        ({"notes": "ok"}, "transition_id"),
+    ],
+)
+def test_a_transition_id_that_is_not_an_integer_or_null_is_a_field_error(
+    setup: Setup, body: dict[str, Any], field: str
+):
+    task = started(setup)
+    before = state(task)
+
+    response = client_for(holder(task)).post(url(task, "transition"), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert field in response.json()["errors"]
+    assert state(task) == before
+
+
+@pytest.mark.parametrize("body", [{"transition_id": 1}, {"transition_id": 1, "notes": "   "}])
+def test_missing_or_blank_notes_are_notes_required(setup: Setup, body: dict[str, Any]):
+    task = started(setup)
+    before = state(task)
+
+    response = client_for(holder(task)).post(url(task, "transition"), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "notes_required"
+    assert "notes" in response.json()["errors"]
+    assert state(task) == before
+
+
+def test_the_ordered_checks_answer_with_the_contracts_codes(setup: Setup, other_tenant: Tenant):
+    task = started(setup)
+    assignee = client_for(holder(task))
+    before = state(task)
+
+    def post(client: APIClient, transition_id: int | None) -> tuple[int, str]:
+        response = client.post(url(task, "transition"), {"transition_id": transition_id, "notes": "n"}, format="json")
+        return response.status_code, response.json()["code"]
+
+    assert post(client_for(holder(task), admin=True, tenant=other_tenant.slug), 1) == (404, "not_found")
+    assert post(client_for(5555), 1) == (404, "not_found")  # no item, not the owner, not an admin: not visible
+    assert post(client_for(1, admin=True), 999) == (403, "not_assigned")
+    assert post(assignee, None) == (400, "invalid_transition")
+    assert post(assignee, 999) == (404, "not_found")
+    assert post(assignee, tid(task, "Approve")) == (400, "invalid_transition")
+    assert state(task) == before
+
+
+def test_the_other_actions_through_the_api(tenant: Tenant):
+    setup = published_setup(tenant=tenant)
+    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
+    members(supervisors, 501)
+    with_escalation(setup, supervisors)
+    task = started(setup)
+    assignee = holder(task)
+    admin = client_for(1, admin=True)
+
+    status_response = client_for(assignee).post(
+        url(task, "status"), {"status": "on_hold", "notes": "parts"}, format="json"
+    )
+    assert (status_response.status_code, status_response.json()["status"]) == (200, "on_hold")
+
+    escalated = client_for(assignee).post(url(task, "escalate"), {"reason": "too hard"}, format="json")
+    assert escalated.status_code == 200
+    assert [i["origin"] for i in escalated.json()["items"]] == ["system", "escalation"]
+    assert outbox(ESCALATION)[0].kwargs["escalation_reason"] == "too hard"
+
+    transferred = admin.post(url(task, "transfer"), {"to_user_id": 102, "notes": "cover"}, format="json")
+    assert transferred.status_code == 200
+    assert transferred.json()["items"][-1]["origin"] == "transferred"
+    assert outbox(TRANSFER)[0].args[:2] == [501, 102]
+
+    assigned = admin.post(url(task, "assign"), {"user_id": 103}, format="json")
+    assert assigned.status_code == 200
+    assert [(i["user_id"], i["origin"]) for i in assigned.json()["items"]][-1] == (103, "manual")
+
+    cancelled = admin.post(url(task, "cancel"), {"reason": "duplicate"}, format="json")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert {i["status"] for i in cancelled.json()["items"]} == {"resolved", "escalated", "reassigned"}
+    actions = set(
+        AuditEvent.objects.filter(target_type="task", target_id=str(task.pk)).values_list("action", flat=True)
+    )
+    assert {
+        AuditAction.TASK_ITEM_STATUS_CHANGED,
+        AuditAction.TASK_ESCALATED,
+        AuditAction.TASK_TRANSFERRED,
+        AuditAction.TASK_ASSIGNED,
+        AuditAction.TASK_CANCELLED,
+    } <= actions
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("status", {"status": "resolved"}, "status"),
+        ("escalate", {"reason": ""}, "reason"),
+        ("transfer", {"to_user_id": "x"}, "to_user_id"),
+        ("assign", {}, "user_id"),
+        ("cancel", {}, "reason"),
+    ],
+)
+def test_bad_action_bodies_are_field_errors(setup: Setup, action: str, body: dict[str, Any], field: str):
+    task = started(setup)
+    before = state(task)
+
+    response = client_for(1, admin=True).post(url(task, action), body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert state(task) == before
+
+
+def test_assign_and_cancel_need_an_admin(setup: Setup):
+    task = started(setup)
+    assignee = client_for(holder(task))
+
+    assert assignee.post(url(task, "assign"), {"user_id": 102}, format="json").status_code == 403
+    assert assignee.post(url(task, "cancel"), {"reason": "no"}, format="json").status_code == 403
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PENDING
+
+
+# --- races, on PostgreSQL with one connection per thread ------------------------------------
+
+
+def _race(calls: list[Any]) -> list[Any]:
+    start = threading.Barrier(len(calls))
+
+    def run(call: Any) -> Any:
+        try:
+            start.wait(timeout=30)
+            try:
+                return call()
+            except ApiError as error:
+                return error
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(run, call) for call in calls]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_assignees_racing_to_submit_one_wins_and_nothing_doubles(postgres, tenant: Tenant):
+    setup = published_setup(tenant=tenant, start_count=2)
+    task = started(setup)
+    first, second = TaskItem.objects.filter(task=task).values_list("user_id", flat=True).order_by("id")
+    submit = tid(task, "Submit")
+
+    results = _race(
+        [
+            lambda u=user_id: services.task_transition(
+                task_id=task.pk, user=caller(tenant, u), transition_id=submit, notes="mine"
+            )
+            for user_id in (first, second)
+        ]
+    )
+
+    errors = [r for r in results if isinstance(r, ApiError)]
+    assert len(errors) == 1
+    assert (errors[0].error_code, errors[0].status_code) in {("not_assigned", 403), ("invalid_transition", 400)}
+    assert TaskItem.objects.filter(task=task, step_key="resolve").count() == 1
+    assert (
+        TaskItem.objects.filter(
+            task=task, step_key="triage", status=ItemStatus.RESOLVED, acted_on__isnull=False
+        ).count()
+        == 1
+    )
+    assert OutboxMessage.objects.filter(task_name=STATUS).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.TASK_TRANSITIONED).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_person_finishing_twice_at_once_completes_the_task_once(postgres, tenant: Tenant):
+    setup = published_setup(tenant=tenant, owner_users=(101,))
+    task = started(setup)
+    services.task_transition(task_id=task.pk, user=caller(tenant, 101), transition_id=tid(task, "Submit"), notes="a")
+    services.task_transition(task_id=task.pk, user=caller(tenant, 201), transition_id=tid(task, "Approve"), notes="b")
+
+    results = _race(
+        [lambda: services.task_transition(task_id=task.pk, user=caller(tenant, 101), transition_id=None, notes="done")]
+        * 2
+    )
+
+    errors = [r for r in results if isinstance(r, ApiError)]
+    assert [(e.error_code, e.status_code) for e in errors] == [("not_assigned", 403)]
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.COMPLETED
+    assert sorted(OutboxMessage.objects.filter(task_name=STATUS).values_list("args", flat=True)) == sorted(
+        [[the_ticket(task).ticket_number, "In Progress"], [the_ticket(task).ticket_number, "Resolved"]]
+    )
+    assert AuditEvent.objects.filter(action=AuditAction.TASK_COMPLETED).count() == 1
