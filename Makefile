@@ -14,7 +14,7 @@ TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test check lint typecheck migrate seed web worker beat relay bench clean
+.PHONY: help install browser run test check lint typecheck migrate seed web worker beat relay bench bench-intake bench-api clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,12 @@ beat: $(STAMP) ## Celery beat (schedules the outbox relay)
 
 relay: $(STAMP) ## Publish the outbox continuously (alternative to the beat schedule)
 	$(MANAGE) outbox_relay --forever
+
+bench-intake: $(STAMP) ## Tickets/s from RabbitMQ to committed tasks, beside a plain psycopg loop
+	$(PY) benchmarks/bench_intake.py $(BENCH_ARGS)
+
+bench-api: $(STAMP) ## p50/p95 of the task list endpoints on 100k tasks, beside raw SQL
+	$(PY) benchmarks/bench_api.py $(BENCH_ARGS)
 
 bench: $(STAMP) ## Run every benchmark under benchmarks/
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
