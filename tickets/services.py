@@ -382,7 +382,7 @@ def ticket_allocate(*, ticket_id: int, actor: Actor | None = None) -> Allocation
 
     actor = actor or Actor.system()
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().select_related("tenant").get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=ticket_id)
         if ticket.allocation_state == AllocationState.ALLOCATED:
             return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
         try:

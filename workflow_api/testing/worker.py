@@ -196,3 +196,10 @@ def running_worker(broker_url: str, **kwargs: Any) -> Iterator[WorkerProcess]:
         raise
     finally:
         worker.stop()
+
+
+def queue_ready(broker_url: str, queue: str) -> int:
+    """How many messages wait in `queue`; delivered but unacknowledged ones are not counted."""
+    with Connection(broker_url) as conn:
+        _name, ready, _consumers = conn.default_channel.queue_declare(queue=queue, passive=True)
+    return int(ready)
