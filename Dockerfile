@@ -46,5 +46,7 @@ EXPOSE 8000
 # this check with their own.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "docker/healthcheck.py", "http", "http://127.0.0.1:8000/health/live/"]
-# Same server as `make web`; gunicorn reads WEB_CONCURRENCY for its worker count.
-CMD ["gunicorn", "workflow_api.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# Same server and settings as `make web` (workflow_api/gunicorn_conf.py: JSON
+# log lines, the access line written by the app with its request id);
+# gunicorn reads WEB_CONCURRENCY for its worker count.
+CMD ["gunicorn", "--config", "python:workflow_api.gunicorn_conf", "workflow_api.wsgi:application", "--bind", "0.0.0.0:8000"]

@@ -61,9 +61,10 @@ check: lint typecheck ## ruff, mypy, missing migrations, Django's checks
 	$(MANAGE) check
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
-web: migrate ## Serve the API and admin with gunicorn
+web: migrate ## Serve the API and admin with gunicorn (JSON logs, workflow_api/gunicorn_conf.py)
 	$(MANAGE) collectstatic --noinput --verbosity 0
-	$(VENV)/bin/gunicorn workflow_api.wsgi:application --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} --access-logfile -
+	$(VENV)/bin/gunicorn --config python:workflow_api.gunicorn_conf workflow_api.wsgi:application \
+		--bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2}
 
 worker: $(STAMP) ## Celery worker consuming the contract's inbound queues
 	$(VENV)/bin/celery -A workflow_api worker --loglevel=INFO --concurrency=$${WORKER_CONCURRENCY:-2}

@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -169,9 +172,11 @@ def audit_append(
 
     Joins the caller's transaction (call it inside the `transaction.atomic`
     of the change it records) and holds the tenant's chain lock until that
-    transaction ends. `correlation_id` defaults to the current request or
-    message id. Raises ValueError for a code that is not an AuditAction or a
-    target id longer than the column.
+    transaction ends. Inside `audit_batch()` the event is only queued and is
+    written, with the batch, when the batch ends (its `hash` is empty until
+    then). `correlation_id` defaults to the current request or message id.
+    Raises ValueError for a code that is not an AuditAction or a target id
+    longer than the column.
     """
     code = AuditAction(action)
     target_id = str(target_id)
@@ -181,25 +186,106 @@ def audit_append(
         correlation_id = current_correlation_id()
         if correlation_id == _NO_CORRELATION_ID:
             correlation_id = ""
-    with transaction.atomic():
-        _lock_chain(tenant.id)
-        previous = AuditEvent.objects.filter(tenant=tenant).order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            tenant=tenant,
-            actor_id=actor.id,
-            actor_name=actor.name[:200],
-            action=code.value,
-            target_type=target_type,
-            target_id=target_id,
-            target_display=target_display[:255],
-            changes=_storable(changes or {}),
-            correlation_id=correlation_id[:200],
-            created_at=timezone.now(),
-            prev_hash=previous or GENESIS_HASH,
-        )
-        event.hash = hash_of(event)
-        event.save()
+    event = AuditEvent(
+        tenant=tenant,
+        actor_id=actor.id,
+        actor_name=actor.name[:200],
+        action=code.value,
+        target_type=target_type,
+        target_id=target_id,
+        target_display=target_display[:255],
+        changes=_storable(changes or {}),
+        correlation_id=correlation_id[:200],
+        created_at=timezone.now(),
+    )
+    batch = _batch.get()
+    if batch is not None:
+        batch.add(event)
         return event
+    _write_chained([event])
+    return event
+
+
+def _write_chained(events: list[AuditEvent]) -> None:
+    """Chain `events` (in order) onto their tenants' chains and insert them.
+
+    Per tenant one lock and one read of the chain head; one INSERT for all.
+    """
+    by_tenant: dict[int, list[AuditEvent]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant_id, []).append(event)
+    with transaction.atomic(savepoint=False):
+        # Tenants in id order, so two batches spanning the same tenants cannot deadlock.
+        for tenant_id in sorted(by_tenant):
+            _lock_chain(tenant_id)
+            previous = (
+                AuditEvent.objects.filter(tenant_id=tenant_id).order_by("-id").values_list("hash", flat=True).first()
+            )
+            for event in by_tenant[tenant_id]:
+                event.prev_hash = previous or GENESIS_HASH
+                event.hash = hash_of(event)
+                previous = event.hash
+        if len(events) == 1:
+            events[0].save()
+        else:
+            AuditEvent.objects.bulk_create(events)
+
+
+class _Batch:
+    """Events queued by audit_append inside audit_batch(), each with a marker of the savepoint it was queued in.
+
+    The marker is a no-op on_commit callback: Django drops the callbacks of a
+    savepoint that rolls back, so an event whose marker is gone was undone
+    with its savepoint and is not written.
+    """
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[AuditEvent, Callable[[], None]]] = []
+
+    def add(self, event: AuditEvent) -> None:
+        def marker() -> None:
+            return None
+
+        transaction.on_commit(marker)
+        self.queued.append((event, marker))
+
+    def surviving(self) -> list[AuditEvent]:
+        # Entries are (savepoint ids, callback, robust); the stubs know only two of them.
+        alive = {id(entry[1]) for entry in connection.run_on_commit}
+        return [event for event, marker in self.queued if id(marker) in alive]
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Write every event appended inside the block together, when the block ends.
+
+    For hot paths that append several events in one transaction (ticket
+    intake): one chain lock, one read of the chain head and one INSERT
+    instead of one each per event, and the tenant's chain lock is taken at
+    the end of the transaction rather than at its first event, so concurrent
+    writers wait on it for less time. Enter it inside the transaction, after
+    `transaction.atomic()`, and leave it before the transaction ends. If the
+    block raises, nothing is written (the transaction is rolling back).
+    Events queued inside a savepoint that rolled back are dropped. Nested
+    batches join the outer one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_batch() must be entered inside transaction.atomic()")
+    batch = _Batch()
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    events = batch.surviving()
+    if events:
+        _write_chained(events)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -17,8 +17,15 @@ over --requests requests after a warm-up, and the SQL queries per request.
 Baseline: one hand-written query returning the same rows and fields (current
 step name and role read from the version's definition in SQL) plus the count
 for the paginator, on one cursor, serialised with `json.dumps`. Target: engine
-p95 <= 3x baseline p95; when missed, the EXPLAIN of the engine's page query
-is printed. Uses its own database (`<DATABASE_URL name>_bench_api`).
+p95 <= 3x baseline p95; when missed, the EXPLAIN of the engine's slowest
+query is printed. Uses its own database (`<DATABASE_URL name>_bench_api`).
+
+Checks, beside the timings: each endpoint is also asked for a later page,
+the last page, and another user or filter (`status=in_progress`; the list as
+a non-admin, through visibility). Every answer must be the baseline's JSON
+(rows, fields, count, next/previous links), and the number of queries must
+be the same for all of them over 5 requests each. Exit status 1 when a check
+fails; a missed timing target is reported, not an error (timings are noisy).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -252,7 +260,12 @@ _BASELINE_FROM = """
         FROM jsonb_array_elements(v.definition->'steps') s WHERE s->>'key' = t.current_step_key LIMIT 1
     ) step ON true
 """
-_ACTIVE_ITEM = "EXISTS (SELECT 1 FROM {item} i WHERE i.task_id = t.id AND i.user_id = %s AND i.status = ANY(%s))"
+# The caller's items, by tenant, user and status: the (tenant, user, status) index, as the engine queries them.
+_ACTIVE_ITEM = (
+    "EXISTS (SELECT 1 FROM {item} i WHERE i.task_id = t.id AND i.tenant_id = t.tenant_id"
+    " AND i.user_id = %s AND i.status = ANY(%s))"
+)
+_ANY_ITEM = "EXISTS (SELECT 1 FROM {item} i WHERE i.task_id = t.id AND i.tenant_id = t.tenant_id AND i.user_id = %s)"
 
 
 def _iso(value: Any) -> str | None:
@@ -262,8 +275,26 @@ def _iso(value: Any) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _page_of(path: str) -> int:
+    return int(dict(parse_qsl(urlsplit(path).query)).get("page", "1"))
+
+
+def _with_page(path: str, page: int | None, *, absolute: bool = False) -> str:
+    """`path` with ?page= set (or removed), the other parameters sorted, as DRF builds its links."""
+    url = urlsplit(path)
+    query = sorted(
+        [*((k, v) for k, v in parse_qsl(url.query) if k != "page"), *([("page", str(page))] if page else [])]
+    )
+    text = url.path + (f"?{urlencode(query)}" if query else "")
+    return f"http://testserver{text}" if absolute else text
+
+
+def _paged(path: str, page: int) -> str:
+    return path if page == 1 else _with_page(path, page)
+
+
 def _baseline(where: str, params: list[Any], path: str) -> Callable[[], str]:
-    """One raw query for the page and one for the count, on one cursor, as the endpoint's JSON."""
+    """One raw query for the count and one for the page, on one cursor, as the endpoint's JSON."""
     from django.db import connection
 
     from task.models import Task, TaskItem
@@ -278,19 +309,20 @@ def _baseline(where: str, params: list[Any], path: str) -> Callable[[], str]:
         "item": TaskItem._meta.db_table,
     }
     where = where.format(**tables)
-    page_sql = f"SELECT {_BASELINE_COLUMNS} {_BASELINE_FROM.format(**tables)} WHERE {where} ORDER BY t.id DESC LIMIT %s"
+    page_sql = (
+        f"SELECT {_BASELINE_COLUMNS} {_BASELINE_FROM.format(**tables)} WHERE {where} "
+        "ORDER BY t.id DESC LIMIT %s OFFSET %s"
+    )
     count_sql = f"SELECT count(*) FROM {tables['task']} t WHERE {where}"
-    # DRF's next link: the query with page=2, parameters sorted.
-    url = urlsplit(path)
-    query = sorted([*((k, v) for k, v in parse_qsl(url.query) if k != "page"), ("page", "2")])
-    next_url = f"http://testserver{url.path}?{urlencode(query)}"
+    page = _page_of(path)
 
     def run() -> str:
         with connection.cursor() as cursor:
             cursor.execute(count_sql, params)
             count = cursor.fetchone()[0]
-            cursor.execute(page_sql, [*params, PAGE_SIZE])
+            cursor.execute(page_sql, [*params, PAGE_SIZE, (page - 1) * PAGE_SIZE])
             rows = cursor.fetchall()
+        pages = max(1, -(-count // PAGE_SIZE))
         results = [
             {
                 "id": r[0],
@@ -311,8 +343,9 @@ def _baseline(where: str, params: list[Any], path: str) -> Callable[[], str]:
         return json.dumps(
             {
                 "count": count,
-                "next": next_url if count > PAGE_SIZE else None,
-                "previous": None,
+                # DRF's links: the next page; the previous one, without ?page= when it is the first.
+                "next": _with_page(path, page + 1, absolute=True) if page < pages else None,
+                "previous": None if page == 1 else _with_page(path, page - 1 if page > 2 else None, absolute=True),
                 "results": results,
             }
         )
@@ -328,26 +361,39 @@ def _explain(sql: str, params: Any) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def bench_endpoint(
-    *, label: str, path: str, token: str, where: str, params: list[Any], warmup: int, requests: int
-) -> dict[str, Any]:
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+@dataclass(frozen=True)
+class Case:
+    """One request to the engine and the raw SQL (`where` over task t) that must answer it identically."""
 
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    label: str
+    path: str
+    token: str
+    where: str
+    params: list[Any]
+
+
+def _client(case: Case) -> Callable[[], Any]:
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {case.token}")
 
     def call() -> Any:
-        response = client.get(path)
+        response = client.get(case.path)
         if response.status_code != 200:
-            raise SystemExit(f"{path}: HTTP {response.status_code} {response.content[:300]!r}")
+            raise SystemExit(f"{case.path}: HTTP {response.status_code} {response.content[:300]!r}")
         return response
 
-    baseline = _baseline(where, params, path)
-    # The two sides must answer the same page, or the comparison means nothing.
+    return call
+
+
+def check_case(case: Case) -> dict[str, Any]:
+    """The engine's JSON beside the baseline's, and the engine's queries over 5 requests."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    call = _client(case)
     engine_body = json.loads(call().content)
-    baseline_body = json.loads(baseline())
-    same = engine_body == baseline_body
+    baseline_body = json.loads(_baseline(case.where, case.params, case.path)())
     query_counts: set[int] = set()
     queries: list[dict[str, str]] = []
     sql_seconds = 0.0
@@ -357,44 +403,71 @@ def bench_endpoint(
         query_counts.add(len(captured.captured_queries))
         queries = captured.captured_queries
         sql_seconds += sum(float(q["time"]) for q in queries)
-    engine = _percentiles(_time(call, warmup=warmup, requests=requests))
-    base = _percentiles(_time(baseline, warmup=warmup, requests=requests))
     return {
-        "label": label,
-        "path": path,
+        "case": case,
         "count": engine_body["count"],
         "rows": len(engine_body["results"]),
-        "same": same,
+        "same": engine_body == baseline_body,
         "engine_body": engine_body,
         "baseline_body": baseline_body,
-        "engine": engine,
-        "baseline": base,
         "queries": sorted(query_counts),
         "captured": queries,
         "sql_ms": sql_seconds / 5 * 1000,
     }
 
 
-def _report(result: dict[str, Any]) -> bool:
-    engine_p50, engine_p95 = result["engine"]
-    base_p50, base_p95 = result["baseline"]
+def time_case(case: Case, *, warmup: int, requests: int) -> dict[str, Any]:
+    """p50/p95 of the engine and of the baseline on the same request."""
+    return {
+        "engine": _percentiles(_time(_client(case), warmup=warmup, requests=requests)),
+        "baseline": _percentiles(
+            _time(_baseline(case.where, case.params, case.path), warmup=warmup, requests=requests)
+        ),
+    }
+
+
+def _first_difference(engine: dict[str, Any], baseline: dict[str, Any]) -> str:
+    for key in ("count", "next", "previous"):
+        if engine.get(key) != baseline.get(key):
+            return f"{key}: engine {engine.get(key)!r}, baseline {baseline.get(key)!r}"
+    for index, (mine, theirs) in enumerate(zip(engine["results"], baseline["results"], strict=False)):
+        if mine != theirs:
+            return f"row {index}:\n      engine   {json.dumps(mine)}\n      baseline {json.dumps(theirs)}"
+    return f"rows: engine {len(engine['results'])}, baseline {len(baseline['results'])}"
+
+
+def _report(label: str, checks: list[dict[str, Any]], timing: dict[str, Any]) -> tuple[bool, bool]:
+    """Print one endpoint's figures and checks; (target met, checks passed)."""
+    first = checks[0]
+    engine_p50, engine_p95 = timing["engine"]
+    base_p50, base_p95 = timing["baseline"]
     ratio = engine_p95 / base_p95
-    ok = ratio <= TARGET_RATIO
-    print(f"GET {result['path']}  ({result['count']} matching tasks, {result['rows']} on the page)")
+    met = ratio <= TARGET_RATIO
+    print(f"{label}: GET {first['case'].path}  ({first['count']} matching tasks, {first['rows']} on the page)")
     print(f"  engine   p50 {engine_p50:7.2f} ms   p95 {engine_p95:7.2f} ms")
     print(f"  baseline p50 {base_p50:7.2f} ms   p95 {base_p95:7.2f} ms   (raw SQL + json.dumps)")
-    print(f"  ratio p95 engine/baseline: {ratio:.2f}x  (target <= {TARGET_RATIO:.0f}x: {'met' if ok else 'MISSED'})")
-    print(f"  queries per request: {', '.join(map(str, result['queries']))} (constant over 5 requests)")
-    print(f"  engine SQL time per request (mean of those 5): {result['sql_ms']:.2f} ms; the rest is Django/DRF")
-    if not result["same"]:
-        print("  WARNING: the baseline's JSON differs from the endpoint's; first rows:")
-        print("    engine  ", json.dumps(result["engine_body"]["results"][:1]))
-        print("    baseline", json.dumps(result["baseline_body"]["results"][:1]))
-    if not ok:
-        slowest = max(result["captured"], key=lambda q: float(q["time"]))
+    print(f"  ratio p95 engine/baseline: {ratio:.2f}x  (target <= {TARGET_RATIO:.0f}x: {'met' if met else 'MISSED'})")
+    print(f"  engine SQL time per request (mean of 5): {first['sql_ms']:.2f} ms; the rest is Django/DRF")
+    # The query count must not depend on the page, the caller or the filter, and every answer must be the
+    # baseline's: same rows, fields, count and links.
+    all_counts = {count for check in checks for count in check["queries"]}
+    constant = len(all_counts) == 1
+    print(f"  queries per request (5 requests each): {'constant' if constant else 'NOT CONSTANT'}")
+    passed = constant
+    for check in checks:
+        case = check["case"]
+        counts = ", ".join(map(str, check["queries"]))
+        verdict = "same JSON as the baseline" if check["same"] else "JSON DIFFERS from the baseline"
+        print(f"    {counts:>3} queries  {case.label:<22} {case.path}  ({check['count']} tasks, {check['rows']} rows)")
+        print(f"                {verdict}")
+        if not check["same"]:
+            passed = False
+            print("      " + _first_difference(check["engine_body"], check["baseline_body"]))
+    if not met:
+        slowest = max(first["captured"], key=lambda q: float(q["time"]))
         print("  slowest engine query:")
         print("    " + slowest["sql"])
-    return ok
+    return met, passed
 
 
 def main() -> None:
@@ -433,32 +506,71 @@ def main() -> None:
     print()
 
     active_statuses = [str(status) for status in ACTIVE_ITEM_STATUSES]
-    results = [
-        bench_endpoint(
-            label="mine",
-            path=f"/api/v1/tasks/mine/?page_size={PAGE_SIZE}",
-            token=make_token(user_id=BENCH_USER_ID, roles=[]),
+    admin = admin_token(user_id=ADMIN_USER_ID)
+    other_user = BENCH_USER_ID + 7
+
+    def mine(user_id: int, page: int, label: str) -> Case:
+        return Case(
+            label=label,
+            path=_paged(f"/api/v1/tasks/mine/?page_size={PAGE_SIZE}", page),
+            token=make_token(user_id=user_id, roles=[]),
             where="t.tenant_id = %s AND " + _ACTIVE_ITEM,
-            params=[tenant.pk, BENCH_USER_ID, active_statuses],
-            warmup=args.warmup,
-            requests=args.requests,
+            params=[tenant.pk, user_id, active_statuses],
+        )
+
+    def listed(status: str, page: int, label: str, user_id: int | None = None) -> Case:
+        where, params = "t.tenant_id = %s AND t.status = %s", [tenant.pk, status]
+        if user_id is not None:  # not an admin: the tasks they own the ticket of or hold an item on
+            where += " AND (t.ticket_owner_id = %s OR " + _ANY_ITEM + ")"
+            params += [user_id, user_id]
+        return Case(
+            label=label,
+            path=_paged(f"/api/v1/tasks/?status={status}&page_size={PAGE_SIZE}", page),
+            token=admin if user_id is None else make_token(user_id=user_id, roles=[]),
+            where=where,
+            params=params,
+        )
+
+    endpoints: list[tuple[str, Case, Callable[[int], list[Case]]]] = [
+        (
+            "mine",
+            mine(BENCH_USER_ID, 1, "page 1"),
+            lambda last: [
+                mine(BENCH_USER_ID, 3, "page 3"),
+                mine(BENCH_USER_ID, last, "last page"),
+                mine(other_user, 1, f"user {other_user}"),
+            ],
         ),
-        bench_endpoint(
-            label="list pending (admin)",
-            path=f"/api/v1/tasks/?status=pending&page_size={PAGE_SIZE}",
-            token=admin_token(user_id=ADMIN_USER_ID),
-            where="t.tenant_id = %s AND t.status = %s",
-            params=[tenant.pk, "pending"],
-            warmup=args.warmup,
-            requests=args.requests,
+        (
+            "list pending (admin)",
+            listed("pending", 1, "page 1"),
+            lambda last: [
+                listed("pending", 3, "page 3"),
+                listed("pending", last, "last page"),
+                listed("in_progress", 1, "status=in_progress"),
+                listed("pending", 1, f"user {BENCH_USER_ID} (no admin)", user_id=BENCH_USER_ID),
+            ],
         ),
     ]
-    missed = [result for result in results if not _report(result)]
+    missed: list[dict[str, Any]] = []
+    failed = False
+    for label, primary, variants in endpoints:
+        first = check_case(primary)
+        checks = [first, *(check_case(case) for case in variants(max(1, -(-first["count"] // PAGE_SIZE))))]
+        timing = time_case(primary, warmup=args.warmup, requests=args.requests)
+        met, passed = _report(label, checks, timing)
+        failed = failed or not passed
+        if not met:
+            missed.append(first)
+        print()
     for result in missed:
         slowest = max(result["captured"], key=lambda q: float(q["time"]))
-        print()
-        print(f"EXPLAIN ANALYZE of the slowest query of {result['path']}:")
+        print(f"EXPLAIN ANALYZE of the slowest query of {result['case'].path}:")
         print(_explain(slowest["sql"], None))
+        print()
+    if failed:
+        print("FAILED: an answer differs from the baseline's, or the query count is not constant")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -20,18 +20,20 @@ handed out twice, and over any run the counts per member differ by at most
 one. The lock serialises assignment per role, so callers should commit soon
 after (no slow I/O inside; use the outbox).
 
-Queries: three per call (lock the pointer, read the members, move the
-pointer), two when the role has no active member, whatever the number of
-members.
+Queries, whatever the number of members: round-robin reads the members
+(none when the caller passes them) and moves the pointer in one locking
+upsert on PostgreSQL; least-loaded locks the pointer, reads the members and
+the loads, and moves it. A role with no active member costs the one read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from role.models import Role, RoleMember, RoundRobinPointer
@@ -80,6 +82,33 @@ def active_members(*, role: Role) -> list[Member]:
         .order_by("user_id", "id")
         .values_list("user_id", "full_name", "email")
     )
+    return _rotation(rows)
+
+
+def live_roles_with_rotations(*, tenant_id: int, filter: Q) -> list[tuple[Role, list[Member]]]:
+    """The tenant's live roles matching `filter`, by (role_id, id), each with its rotation. Two queries.
+
+    The same rotation `active_members` reads, for several roles at once (the
+    task engine reads a step's role and the ticket owners' role together).
+    """
+    memberships = Prefetch(
+        "members",
+        queryset=RoleMember.objects.filter(is_active=True, deleted_at__isnull=True).order_by("user_id", "id"),
+        to_attr="active_memberships",
+    )
+    roles = (
+        Role.objects.filter(filter, tenant_id=tenant_id, deleted_at__isnull=True)
+        .order_by("role_id", "id")
+        .prefetch_related(memberships)
+    )
+    return [
+        (role, _rotation((m.user_id, m.full_name, m.email) for m in role.active_memberships))  # type: ignore[attr-defined]
+        for role in roles
+    ]
+
+
+def _rotation(rows: Iterable[tuple[int, str, str]]) -> list[Member]:
+    """Members from (user_id, full_name, email) rows sorted by user id then membership age, each user once."""
     members: list[Member] = []
     for user_id, full_name, email in rows:
         if not members or members[-1].user_id != user_id:
@@ -93,7 +122,7 @@ def rotation_order(members: Sequence[Member], last_user_id: int | None) -> list[
     return [*members[start:], *members[:start]]
 
 
-def round_robin_next(*, role: Role, count: int = 1) -> list[Assignee]:
+def round_robin_next(*, role: Role, count: int = 1, members: Sequence[Member] | None = None) -> list[Assignee]:
     """Hand the next `count` members of `role`'s rotation out and move the pointer past them.
 
     Returns at most one Assignee per member: when `count` exceeds the number
@@ -101,38 +130,82 @@ def round_robin_next(*, role: Role, count: int = 1) -> list[Assignee]:
     the pointer ends on the last of them. A role without active members (or
     a deleted role) returns [] and leaves the pointer alone: the caller
     decides (the task engine marks the work unallocated, or answers 503
-    `no_assignee`). Raises ValueError when `count` < 1. Locking and queries:
-    see the module docstring.
+    `no_assignee`). `members` is the role's `active_members`, when the caller
+    has read them already. Raises ValueError when `count` < 1. Locking and
+    queries: see the module docstring.
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
+    if members is None:
+        members = active_members(role=role)
+    if not members:
+        return []
+    taken = min(count, len(members))
     with transaction.atomic(savepoint=False):
-        pointer_id, last_user_id = _pointer_lock(role)
-        chosen = rotation_order(active_members(role=role), last_user_id)[:count]
-        if chosen:
-            _pointer_move(pointer_id, chosen[-1].user_id)
+        last = _pointer_advance(role, members, taken)
+    end = next(m.position for m in members if m.user_id == last)
+    chosen = [members[(end - taken + 1 + i) % len(members)] for i in range(taken)]
     return [
         Assignee(user_id=m.user_id, full_name=m.full_name, email=m.email, strategy="round_robin", position=m.position)
         for m in chosen
     ]
 
 
-def least_loaded_next(*, role: Role, count: int = 1, open_counts: Mapping[int, int]) -> list[Assignee]:
+def _pointer_advance(role: Role, members: Sequence[Member], taken: int) -> int:
+    """Move `role`'s pointer `taken` members on along `members` (by user id); returns the new last user id.
+
+    On PostgreSQL one locking upsert computes the move from the committed
+    pointer: INSERT ... ON CONFLICT DO UPDATE waits for a transaction that
+    holds the row (or has just inserted it), then evaluates its SET on the
+    newest committed version, so concurrent callers each move on from where
+    the previous one left it, and the row stays locked until this transaction
+    ends. Elsewhere (SQLite: one writer at a time) the row is read, then moved.
+    """
+    ids = [m.user_id for m in members]
+    if connection.vendor != "postgresql":
+        pointer_id, last_user_id = _pointer_lock(role)
+        new_last = rotation_order(members, last_user_id)[taken - 1].user_id
+        _pointer_move(pointer_id, new_last)
+        return new_last
+    table = connection.ops.quote_name(RoundRobinPointer._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # start = how many members come at or before the last one handed out (wrapping to 0);
+    # the new last is the member `taken - 1` places after the start (arrays are 1-based).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS pointer (tenant_id, role_id, last_user_id, updated_at) "
+            "VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (role_id) DO UPDATE SET updated_at = excluded.updated_at, last_user_id = "
+            "(%s::bigint[])[(((SELECT count(*) FROM unnest(%s::bigint[]) AS member WHERE "
+            "member <= pointer.last_user_id) %% %s) + %s - 1) %% %s + 1] "
+            "RETURNING last_user_id",
+            [role.tenant_id, role.pk, ids[taken - 1], now, ids, ids, len(ids), taken, len(ids)],
+        )
+        (new_last,) = cursor.fetchone()
+    return int(new_last)
+
+
+def least_loaded_next(
+    *, role: Role, count: int = 1, open_counts: Mapping[int, int] | Callable[[], Mapping[int, int]]
+) -> list[Assignee]:
     """Hand out the `count` members of `role` with the fewest open items, ties by rotation.
 
-    `open_counts` maps user id -> open items (the caller counts them; a
-    missing user has none). Among equal loads the member who comes next in
-    the round-robin rotation wins, so with equal loads this is exactly
-    round-robin. The pointer moves to the last member handed out, like
-    `round_robin_next`; `count`, empty roles and locking behave as there.
+    `open_counts` maps user id -> open items (a missing user has none), or is
+    a function returning that map, called once the pointer is locked, so
+    that concurrent callers count each other's committed work. Among equal
+    loads the member who comes next in the round-robin rotation wins, so
+    with equal loads this is exactly round-robin. The pointer moves to the
+    last member handed out, like `round_robin_next`; `count`, empty roles
+    and locking behave as there.
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, not {count}")
     with transaction.atomic(savepoint=False):
         pointer_id, last_user_id = _pointer_lock(role)
         order = rotation_order(active_members(role=role), last_user_id)
+        loads = open_counts() if callable(open_counts) else open_counts
         # sorted() is stable: equal loads keep their rotation order.
-        chosen = sorted(order, key=lambda m: open_counts.get(m.user_id, 0))[:count]
+        chosen = sorted(order, key=lambda m: loads.get(m.user_id, 0))[:count]
         if chosen:
             _pointer_move(pointer_id, chosen[-1].user_id)
     return [
@@ -142,7 +215,7 @@ def least_loaded_next(*, role: Role, count: int = 1, open_counts: Mapping[int, i
             email=m.email,
             strategy="least_loaded",
             position=m.position,
-            load=open_counts.get(m.user_id, 0),
+            load=loads.get(m.user_id, 0),
         )
         for m in chosen
     ]

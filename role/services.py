@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -60,7 +60,7 @@ from django.utils.dateparse import parse_datetime
 from audit.models import AuditAction
 from audit.services import Actor, audit_append, diff
 from role.models import Role, RoleMember
-from workflow_api.core.inbound import InvalidMessage
+from workflow_api.core.inbound import InvalidMessage, message_count
 from workflow_api.core.models import Tenant
 from workflow_api.core.tenancy import UnknownTenant, tenant_from_slug
 
@@ -71,8 +71,6 @@ UNKNOWN_TENANT = "unknown_tenant"
 
 _MAX_DB_ID = 2**63 - 1
 _INSERT_ATTEMPTS = 3
-
-T = TypeVar("T")
 
 
 class SyncAction(StrEnum):
@@ -282,15 +280,23 @@ def _insert(instance: Role | RoleMember) -> None:
         raise _InsertConflict from exc
 
 
-def _retrying_insert_conflicts(apply: Callable[[], T]) -> T:
+def _retrying_insert_conflicts(apply: Callable[[], SyncOutcome], *, counter: str | None) -> SyncOutcome:
     for attempt in range(1, _INSERT_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return apply()
+                outcome = apply()
+                _count(counter, outcome)
+                return outcome
         except _InsertConflict as exc:
             if attempt == _INSERT_ATTEMPTS:
                 raise IntegrityError(f"still conflicting after {attempt} attempts: {exc.__cause__}") from exc
     raise AssertionError("unreachable")
+
+
+def _count(counter: str | None, outcome: SyncOutcome) -> None:
+    """Count the outcome under the inbound job's name (`counter`), in the caller's transaction if there is one."""
+    if counter is not None:
+        message_count(task_name=counter, outcome=outcome.value)
 
 
 def _audit_value(value: Any) -> Any:
@@ -377,18 +383,22 @@ def _role_apply(data: RoleData, message_id: str) -> SyncOutcome:
     return SyncOutcome.APPLIED
 
 
-def role_sync(*, payload: Any, message_id: str = "") -> SyncOutcome:
+def role_sync(*, payload: Any, message_id: str = "", counter: str | None = None) -> SyncOutcome:
     """Apply one `role_data` message (create | update | delete) to the role it names.
 
     Idempotent and order-independent under the rules of this module's
     docstring; returns how the message ended. Runs in its own transaction,
     row-locks the role, retries when a concurrent insert of the same role wins.
-    Raises InvalidMessage for a message that can never be applied.
+    With `counter` (the inbound task name) the outcome is counted
+    (MessageCounter) in that same transaction, so a crash after the commit
+    cannot lose the count and a redelivery after a rollback is not counted
+    twice. Raises InvalidMessage for a message that can never be applied.
     """
     data = role_data_parse(payload)
     if data is None:
+        _count(counter, SyncOutcome.IGNORED_OTHER_SYSTEM)
         return SyncOutcome.IGNORED_OTHER_SYSTEM
-    return _retrying_insert_conflicts(lambda: _role_apply(data, message_id))
+    return _retrying_insert_conflicts(lambda: _role_apply(data, message_id), counter=counter)
 
 
 # --- Memberships -----------------------------------------------------------------
@@ -509,20 +519,22 @@ def _wake_waiting_tickets(member: RoleMember) -> None:
         tickets_wake_waiting(tenant=member.tenant)
 
 
-def role_member_sync(*, payload: Any, message_id: str = "") -> SyncOutcome:
+def role_member_sync(*, payload: Any, message_id: str = "", counter: str | None = None) -> SyncOutcome:
     """Apply one `user_role_data` message (create | update | delete) to the membership it names.
 
     Memberships are keyed by (tenant, user_system_role_id). An unknown role is
     created provisionally from role_id/role_name first (audited), so nothing
     is lost. Idempotent and order-independent under the rules of this
     module's docstring; runs in its own transaction, row-locks the membership,
-    retries when a concurrent insert wins. Raises InvalidMessage for a message
-    that can never be applied.
+    retries when a concurrent insert wins. With `counter` (the inbound task
+    name) the outcome is counted in that same transaction, as in `role_sync`.
+    Raises InvalidMessage for a message that can never be applied.
     """
     data = membership_data_parse(payload)
     if data is None:
+        _count(counter, SyncOutcome.IGNORED_OTHER_SYSTEM)
         return SyncOutcome.IGNORED_OTHER_SYSTEM
-    return _retrying_insert_conflicts(lambda: _member_apply(data, message_id))
+    return _retrying_insert_conflicts(lambda: _member_apply(data, message_id), counter=counter)
 
 
 def role_ensure_seeded(*, tenant: Tenant, name: str, description: str, actor: Actor) -> tuple[Role, bool]:

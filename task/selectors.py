@@ -4,9 +4,13 @@ Visibility: an engine admin sees every task of the tenant; anyone else sees
 the tasks on which they hold an item (any status, so finished work stays
 visible) or whose ticket they own. Everything else is "not found".
 
-Cost: the list is one query for the page (plus the paginator's count) and
-one for the step names of the versions on the page (`task_steps`), whatever
-the page size; the detail is three (task, items, their history).
+Cost: a list is the count, one query for the page and one for the step
+names of the versions on the page (`task_steps`), whatever the page size;
+the detail is three (task, items, their history). The list selectors return
+the lean, filterable rows (the tenant's tasks, visibility, newest first);
+`task_rows` adds the ticket and workflow columns a list row shows, and the
+list's paginator (task.api.pagination) applies it to the page only, so the
+count never joins tables it does not filter on.
 """
 
 from __future__ import annotations
@@ -35,21 +39,27 @@ class StepRef:
     role: str | None
 
 
-def _items_of(user_id: int, *, active: bool) -> Exists:
-    items = TaskItem.objects.filter(task=OuterRef("pk"), user_id=user_id)
+def _items_of(tenant: Tenant, user_id: int, *, active: bool) -> Exists:
+    # The tenant too: an item is always of its task's tenant, and it lets the (tenant, user, status)
+    # index find the caller's items by all three columns.
+    items = TaskItem.objects.filter(task=OuterRef("pk"), tenant=tenant, user_id=user_id)
     if active:
         items = items.filter(status__in=ACTIVE_ITEM_STATUSES)
     return Exists(items)
 
 
-def _rows(queryset: QuerySet[Task]) -> QuerySet[Task]:
-    # Columns from the ticket and workflow are annotated rather than joined in
-    # whole: the ticket's snapshot is large and a list row needs two fields of it.
+def task_rows(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    """`queryset` with the columns a list row shows from the ticket and the workflow, order kept.
+
+    Annotated rather than joined in whole: the ticket's snapshot is large and a
+    row needs two fields of it. Apply it to the rows that are shown, not to a
+    queryset that is counted: `count()` keeps the joins of the annotations.
+    """
     return queryset.annotate(
         ticket_number=F("ticket__ticket_number"),
         ticket_subject=F("ticket__subject"),
         workflow_name=F("workflow__name"),
-    ).order_by("-id")
+    )
 
 
 def task_visible(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
@@ -57,29 +67,30 @@ def task_visible(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
     tasks = scope_to_tenant(Task.objects.all(), tenant)
     if user.is_engine_admin:
         return tasks
-    return tasks.filter(Q(ticket_owner_id=user.user_id) | _items_of(user.user_id, active=False))
+    return tasks.filter(Q(ticket_owner_id=user.user_id) | _items_of(tenant, user.user_id, active=False))
 
 
 def task_list_for_user(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
-    """`GET /tasks/`: the visible tasks, newest first, with the list's annotations."""
-    return _rows(task_visible(tenant=tenant, user=user))
+    """`GET /tasks/`: the visible tasks, newest first (without the row columns: `task_rows`)."""
+    return task_visible(tenant=tenant, user=user).order_by("-id")
 
 
 def task_list_mine(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
-    """Tasks where the caller holds an active (new, in_progress, on_hold) item."""
-    return _rows(scope_to_tenant(Task.objects.all(), tenant).filter(_items_of(user.user_id, active=True)))
+    """Tasks where the caller holds an active (new, in_progress, on_hold) item, newest first (`task_rows`)."""
+    tasks = scope_to_tenant(Task.objects.all(), tenant)
+    return tasks.filter(_items_of(tenant, user.user_id, active=True)).order_by("-id")
 
 
 def task_list_owned(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
-    """Tasks whose ticket owner is the caller."""
-    return _rows(scope_to_tenant(Task.objects.all(), tenant).filter(ticket_owner_id=user.user_id))
+    """Tasks whose ticket owner is the caller, newest first (`task_rows`)."""
+    return scope_to_tenant(Task.objects.all(), tenant).filter(ticket_owner_id=user.user_id).order_by("-id")
 
 
 # --- Filters the list offers (task.api.filters calls these) ---------------------------
 
 
-def tasks_with_active_assignee(queryset: QuerySet[Task], user_id: int) -> QuerySet[Task]:
-    return queryset.filter(_items_of(user_id, active=True))
+def tasks_with_active_assignee(queryset: QuerySet[Task], tenant: Tenant, user_id: int) -> QuerySet[Task]:
+    return queryset.filter(_items_of(tenant, user_id, active=True))
 
 
 def tasks_with_active_role(queryset: QuerySet[Task], role_name: str) -> QuerySet[Task]:
@@ -106,7 +117,9 @@ def task_steps(tasks: list[Task]) -> dict[tuple[int, str], StepRef]:
     if not version_ids:
         return {}
     steps: dict[tuple[int, str], StepRef] = {}
-    for version_id, definition in WorkflowVersion.objects.filter(pk__in=version_ids).values_list("id", "definition"):
+    for version_id, definition in (
+        WorkflowVersion.objects.filter(pk__in=version_ids).order_by().values_list("id", "definition")
+    ):
         for step in definition["steps"]:
             role = step.get("role")
             steps[(version_id, step["key"])] = StepRef(
@@ -132,7 +145,7 @@ def task_get(*, tenant: Tenant, user: TokenUser, task_id: int) -> Task | None:
         Prefetch("history", queryset=TaskItemHistory.objects.order_by("at", "id"))
     )
     return (
-        _rows(task_visible(tenant=tenant, user=user))
+        task_rows(task_visible(tenant=tenant, user=user))
         .select_related("workflow_version")
         .prefetch_related(Prefetch("items", queryset=items))
         .filter(pk=task_id)

@@ -17,12 +17,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import Actor, audit_append
-from role.assignment import Assignee, least_loaded_next, round_robin_next
+from role.assignment import Assignee, Member, least_loaded_next, live_roles_with_rotations, round_robin_next
 from role.models import Role, RoleMember
 from task.models import (
     ACTIVE_ITEM_STATUSES,
@@ -75,17 +75,21 @@ def _live_role(tenant_id: int, role_ref: dict[str, Any] | None) -> Role | None:
     return Role.objects.filter(tenant_id=tenant_id, pk=role_ref["id"], deleted_at__isnull=True).first()
 
 
-def _pick(role: Role, step: dict[str, Any]) -> list[Assignee]:
+def _pick(role: Role, step: dict[str, Any], members: list[Member] | None = None) -> list[Assignee]:
+    """The step's assignees from `role` by the step's strategy; `members` when the caller has read them."""
     count = step.get("assignment", {}).get("count", 1)
     if step.get("assignment", {}).get("strategy") == "least_loaded":
-        open_counts = dict(
-            TaskItem.objects.filter(tenant_id=role.tenant_id, role=role, status__in=ACTIVE_ITEM_STATUSES)
-            .values_list("user_id")
-            .annotate(n=Count("id"))
-            .values_list("user_id", "n")
-        )
+
+        def open_counts() -> dict[int, int]:
+            return dict(
+                TaskItem.objects.filter(tenant_id=role.tenant_id, role=role, status__in=ACTIVE_ITEM_STATUSES)
+                .values_list("user_id")
+                .annotate(n=Count("id"))
+                .values_list("user_id", "n")
+            )
+
         return least_loaded_next(role=role, count=count, open_counts=open_counts)
-    return round_robin_next(role=role, count=count)
+    return round_robin_next(role=role, count=count, members=members)
 
 
 def items_assign(
@@ -153,39 +157,47 @@ class StartedTask:
 
 
 def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
-    """Start the ticket's task, or raise NotAllocatable (nothing written). Joins the caller's transaction."""
-    with transaction.atomic():
-        workflow = workflow_match(
-            tenant=ticket.tenant,
-            department=ticket.department,
-            category=ticket.category,
-            sub_category=ticket.sub_category,
-        )
-        if workflow is None:
-            raise NotAllocatable(
-                f"no published workflow matches {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}"
-            )
-        version = workflow.current_version
-        assert version is not None
-        start = next(step for step in version.definition["steps"] if step["is_start"])
-        role = _live_role(ticket.tenant_id, start["role"])
-        if role is None:
-            raise NotAllocatable(f"the role of step {start['name']!r} no longer exists")
-        assignees = _pick(role, start)
-        if not assignees:
-            raise NotAllocatable(f"nobody active holds the role {role.name!r} (step {start['name']!r})")
+    """Start the ticket's task, or raise NotAllocatable. Joins the caller's transaction.
 
-        owner_role = (
-            Role.objects.filter(tenant_id=ticket.tenant_id, name__iexact=TICKET_OWNER_ROLE, deleted_at__isnull=True)
-            .order_by("role_id", "id")
-            .first()
+    Every check that can refuse only reads, so NotAllocatable leaves nothing
+    behind and the caller needs no savepoint. The round-robin pointers are
+    moved after the reads, so they stay locked only for the inserts that
+    follow and the caller's commit.
+    """
+    workflow = workflow_match(
+        tenant=ticket.tenant,
+        department=ticket.department,
+        category=ticket.category,
+        sub_category=ticket.sub_category,
+    )
+    if workflow is None:
+        raise NotAllocatable(
+            f"no published workflow matches {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}"
         )
+    version = workflow.current_version
+    assert version is not None
+    start = next(step for step in version.definition["steps"] if step["is_start"])
+    # The step's role and the ticket owners' role (Ticket Coordinator), read together.
+    start_role_pk = start["role"]["id"] if start["role"] else None
+    roles = live_roles_with_rotations(
+        tenant_id=ticket.tenant_id, filter=Q(pk=start_role_pk) | Q(name__iexact=TICKET_OWNER_ROLE)
+    )
+    role, members = next(((r, m) for r, m in roles if r.pk == start_role_pk), (None, []))
+    if role is None:
+        raise NotAllocatable(f"the role of step {start['name']!r} no longer exists")
+    if not members:
+        raise NotAllocatable(f"nobody active holds the role {role.name!r} (step {start['name']!r})")
+    owner_role, owner_members = next(
+        ((r, m) for r, m in roles if r.name.casefold() == TICKET_OWNER_ROLE.casefold()), (None, [])
+    )
+
+    with transaction.atomic(savepoint=False):
+        assignees = _pick(role, start, members)
         # An empty (or missing) coordinator role leaves the task without an owner.
-        owners = round_robin_next(role=owner_role) if owner_role is not None else []
+        owners = round_robin_next(role=owner_role, members=owner_members) if owner_role and owner_members else []
         owner = owners[0] if owners else None
-
         task = Task.objects.create(
-            tenant_id=ticket.tenant_id,
+            tenant=ticket.tenant,
             ticket=ticket,
             workflow=workflow,
             workflow_version=version,
@@ -228,7 +240,9 @@ def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
 # Each service runs in its own transaction and locks the Task row first
 # (SELECT ... FOR UPDATE), so two callers racing on one task are serialised:
 # the second one re-reads the task and the items after the first committed
-# and fails its checks (403 not_assigned / 400) instead of acting twice.
+# and fails its checks instead of acting twice. A loser whose item the
+# winner's move closed gets 409 task_moved (see _callers_item); anyone else
+# fails as usual (403 not_assigned, 400).
 # Every check runs before anything is written; notifications go through the
 # outbox and leave only when the transaction commits.
 #
@@ -243,13 +257,22 @@ def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
 # - Completing or cancelling the task closes every item still active on it
 #   (`resolved`, no `acted_on`, a history note saying why): a finished task
 #   holds no open work. Cancelling sends no ticket status (the contract has none).
-# - Work starts (task `pending` -> `in_progress`, ticket status "In Progress"
-#   sent once) on the first transition or item status change by an assignee;
-#   escalation, transfer and manual assignment do not start it.
+# - Work starts (task `pending` -> `in_progress`, the stored ticket's status
+#   "In Progress", and "In Progress" sent to the helpdesk once) on the first
+#   transition or item status change by an assignee; escalation, transfer and
+#   manual assignment do not start it.
 # - Transfer and manual assignment accept any active member of a live role of
 #   the tenant (the admin may hand work to someone outside the step's role);
 #   the new item still records the step's role. A transfer moves the oldest
-#   active item on the current step.
+#   active item on the current step. Their items record who chose the member
+#   (`assignment_reason` {"strategy": "transfer"|"manual", "by", ...}), not a
+#   rotation position they never had.
+# - A caller with no active item on the task whose latest item on it was
+#   closed by somebody else's action (`resolved` without `acted_on`: the task
+#   left that step, was completed or was cancelled) gets 409 task_moved rather
+#   than 403 not_assigned: they were assigned, and lost a race or acted on a
+#   stale page. Someone who never held an item, or handed theirs on
+#   (reassigned, escalated) or resolved it themselves, still gets 403.
 
 
 def _locked_task(*, task_id: int, user: Any) -> Task:
@@ -270,15 +293,36 @@ def _active_items(task: Task, *, step_key: str | None = None) -> list[TaskItem]:
 
 
 def _callers_item(task: Task, user: Any) -> TaskItem:
-    """The caller's active item on the current step (the oldest if several); 403 not_assigned otherwise."""
+    """The caller's active item on the current step (the oldest if several).
+
+    Raises 409 task_moved when the caller holds no active item on the task
+    and their latest item on it was closed by somebody else's action (the
+    loser of a race, or a stale page); 403 not_assigned otherwise.
+    """
     mine = [item for item in _active_items(task, step_key=task.current_step_key) if item.user_id == user.user_id]
-    if not mine:
-        raise ApiError(
-            ErrorCode.NOT_ASSIGNED,
-            "You hold no active item on the task's current step.",
-            status_code=403,
-        )
-    return mine[0]
+    if mine:
+        return mine[0]
+    # Only the refusal pays for this read.
+    held = list(TaskItem.objects.filter(task=task, user_id=user.user_id).order_by("-id"))
+    if held and not any(item.status in ACTIVE_ITEM_STATUSES for item in held):
+        latest = held[0]
+        if latest.status == ItemStatus.RESOLVED and latest.acted_on is None:
+            raise ApiError(ErrorCode.TASK_MOVED, _moved_message(task, latest), status_code=409)
+    raise ApiError(
+        ErrorCode.NOT_ASSIGNED,
+        "You hold no active item on the task's current step.",
+        status_code=403,
+    )
+
+
+def _moved_message(task: Task, closed: TaskItem) -> str:
+    if task.status in OPEN_STATUSES:
+        step = step_of(task.workflow_version, task.current_step_key)
+        name = step["name"] if step is not None else task.current_step_key
+        now = f"it is now at step {name!r}"
+    else:
+        now = f"it is {task.status}"
+    return f"The task has moved on: your item on step {closed.step_name!r} was closed by another action and {now}."
 
 
 def _require_text(field: str, value: str, *, code: ErrorCode = ErrorCode.VALIDATION_ERROR) -> str:
@@ -336,9 +380,19 @@ def _send_ticket_status(task: Task, status: str, dedupe_suffix: str) -> None:
 
 
 def _work_started(task: Task) -> None:
-    """First action by an assignee: the task is in progress and the helpdesk hears it once."""
+    """First action by an assignee: the task and the stored ticket are in progress, and the helpdesk hears it once.
+
+    Only a `pending` task has not been acted on yet (no action returns a task
+    to `pending`), so the ticket row is written once, not on every action.
+    """
     if task.status == TaskStatus.PENDING:
         task.status = TaskStatus.IN_PROGRESS
+        if task.ticket is not None:
+            from tickets.models import Ticket
+
+            # A plain UPDATE of the one column: the rest of the row belongs to intake.
+            Ticket.objects.filter(pk=task.ticket.pk).update(status="In Progress")
+            task.ticket.status = "In Progress"
     _send_ticket_status(task, "In Progress", "in_progress")
 
 
@@ -347,9 +401,42 @@ def _task_save(task: Task, *fields: str) -> None:
     task.save(update_fields=[*fields, "updated_at"])
 
 
-def _known_member(tenant_id: int, user_id: int) -> Assignee | None:
-    """An active member of some live role of the tenant, as an Assignee (manual choice)."""
-    member = (
+@dataclass(frozen=True, kw_only=True)
+class HandPicked(Assignee):
+    """A member a person chose (transfer, manual assignment), not a rotation.
+
+    An Assignee so that items_assign takes it; what it stores is `reason`,
+    which names the choice and who made it instead of the round-robin
+    position and load the base class describes (unused here).
+    """
+
+    position: int = 0
+    how: str  # "transfer" or "manual": the reason's strategy
+    by: Actor
+    from_user_id: int | None = None  # transfer: who held the item before
+
+    @classmethod
+    def of(cls, member: RoleMember, *, how: str, by: Actor, from_user_id: int | None = None) -> HandPicked:
+        return cls(
+            user_id=member.user_id,
+            full_name=member.full_name,
+            email=member.email,
+            how=how,
+            by=by,
+            from_user_id=from_user_id,
+        )
+
+    @property
+    def reason(self) -> dict[str, Any]:
+        reason: dict[str, Any] = {"strategy": self.how, "by": self.by.id, "by_name": self.by.name}
+        if self.how == "transfer":
+            reason["from_user_id"] = self.from_user_id
+        return reason
+
+
+def _known_member(tenant_id: int, user_id: int) -> RoleMember | None:
+    """An active membership of the user in some live role of the tenant (the oldest), or None."""
+    return (
         RoleMember.objects.filter(
             tenant_id=tenant_id,
             user_id=user_id,
@@ -360,9 +447,6 @@ def _known_member(tenant_id: int, user_id: int) -> Assignee | None:
         .order_by("id")
         .first()
     )
-    if member is None:
-        return None
-    return Assignee(user_id=member.user_id, full_name=member.full_name, email=member.email, position=0)
 
 
 def _audit(task: Task, actor: Actor, action: AuditAction, changes: dict[str, list[Any]]) -> None:
@@ -630,7 +714,7 @@ def task_transfer(*, task_id: int, user: Any, to_user_id: int, notes: str = "") 
             task=task,
             step=step,
             role=item.role,
-            assignees=[target],
+            assignees=[HandPicked.of(target, how="transfer", by=actor, from_user_id=item.user_id)],
             origin=ItemOrigin.TRANSFERRED,
             actor=actor,
             ticket_number=number,
@@ -684,7 +768,7 @@ def task_assign(*, task_id: int, user: Any, user_id: int) -> ActionResult:
             task=task,
             step=step,
             role=role,
-            assignees=[target],
+            assignees=[HandPicked.of(target, how="manual", by=actor)],
             origin=ItemOrigin.MANUAL,
             actor=actor,
             ticket_number=number,

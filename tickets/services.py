@@ -39,14 +39,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.models import AuditAction
-from audit.services import Actor, audit_append, diff
+from audit.services import Actor, audit_append, audit_batch, diff
 from tickets.models import AllocationState, Ticket, TicketPriority
-from workflow_api.core.inbound import InvalidMessage
+from workflow_api.core.inbound import InvalidMessage, message_count
 from workflow_api.core.models import Tenant
 from workflow_api.core.tenancy import UnknownTenant, tenant_from_slug
 
@@ -236,7 +236,7 @@ def ticket_data_parse(payload: Any, *, tenant: Tenant | None = None) -> TicketDa
 def ticket_receive(
     *, payload: Any, message_id: str = "", tenant: Tenant | None = None, actor: Actor | None = None
 ) -> ReceiveResult:
-    """Store or refresh one helpdesk ticket; idempotent (see the module docstring).
+    """Store or refresh one helpdesk ticket; idempotent (see the module docstring). Does not allocate.
 
     `tenant` is the API caller's; a queued message names its tenant with an
     optional `tenant` slug (absent: the default tenant). `actor` defaults to
@@ -246,41 +246,117 @@ def ticket_receive(
     data = ticket_data_parse(payload, tenant=tenant)
     if tenant is None:
         tenant = _tenant(payload)
-    actor = actor or Actor.system()
-    now = timezone.now()
     with transaction.atomic():
-        ticket = _locked(tenant=tenant, number=data.ticket_number)
-        if ticket is None:
-            ticket = Ticket(
-                tenant=tenant,
-                ticket_number=data.ticket_number,
-                snapshot=data.snapshot,
-                source_updated_at=data.source_updated_at,
-                allocation_state=AllocationState.PENDING,
-                received_at=now,
-                updated_at=now,
-                last_delivered_at=now,
-                **data.columns(),
-            )
-            try:
-                with transaction.atomic():
-                    ticket.save(force_insert=True)
-            except IntegrityError:
-                # Another worker inserted this ticket and has committed by now.
-                ticket = _locked(tenant=tenant, number=data.ticket_number)
-                if ticket is None:
-                    raise
-            else:
-                _audit(
-                    tenant=tenant,
-                    ticket=ticket,
-                    action=AuditAction.TICKET_RECEIVED,
-                    changes=diff({}, {"allocation_state": ticket.allocation_state, **data.columns()}),
-                    actor=actor,
-                    message_id=message_id,
-                )
-                return ReceiveResult(ticket=ticket, created=True, outcome=ReceiveOutcome.CREATED)
-        return _refresh(tenant=tenant, ticket=ticket, data=data, now=now, actor=actor, message_id=message_id)
+        return _receive(tenant=tenant, data=data, actor=actor or Actor.system(), message_id=message_id)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    received: ReceiveResult
+    allocation: AllocationResult | None
+
+    @property
+    def outcomes(self) -> list[str]:
+        """What the inbound job counts: the delivery's outcome, then the allocation's if it ran."""
+        return [self.received.outcome.value, *([self.allocation.outcome.value] if self.allocation else [])]
+
+
+def ticket_intake(
+    *,
+    payload: Any,
+    message_id: str = "",
+    tenant: Tenant | None = None,
+    actor: Actor | None = None,
+    counter: str | None = None,
+) -> IntakeResult:
+    """Receive a ticket and, if it is not allocated yet, allocate it: one transaction. Idempotent.
+
+    What `receive_ticket` and `POST /api/v1/tickets/` do. Receiving is
+    `ticket_receive`'s rules; allocation is `ticket_allocate`'s, on the
+    ticket row this transaction already holds locked. Everything — the
+    ticket, the task, its items, history, audit and outbox rows and, with
+    `counter` (the inbound task name), the MessageCounter rows — commits
+    together or not at all, so a worker killed anywhere leaves either nothing
+    (the message is redelivered and starts over) or everything (a redelivery
+    is a duplicate and allocates nothing more). A ticket that cannot be
+    allocated is stored anyway, marked `unallocated` with the reason.
+
+    The order keeps the locks other workers wait for short: the rows of
+    this ticket first, then (in allocation) the round-robin pointers, then,
+    in one batch at the end, the tenant's audit chain and the counters.
+    Raises InvalidTicket / InvalidMessage before writing anything.
+    """
+    data = ticket_data_parse(payload, tenant=tenant)
+    if tenant is None:
+        tenant = _tenant(payload)
+    actor = actor or Actor.system()
+    with transaction.atomic():
+        with audit_batch():
+            received = _receive(tenant=tenant, data=data, actor=actor, message_id=message_id)
+            allocation = None
+            if not received.ticket.is_allocated:
+                allocation = _allocate_locked(ticket=received.ticket, actor=actor)
+        result = IntakeResult(received=received, allocation=allocation)
+        if counter is not None:
+            message_count(task_name=counter, outcome=result.outcomes)
+    return result
+
+
+def _receive(*, tenant: Tenant, data: TicketData, actor: Actor, message_id: str) -> ReceiveResult:
+    """The upsert, inside the caller's transaction; the ticket row stays locked until it ends."""
+    now = timezone.now()
+    ticket = Ticket(
+        tenant=tenant,
+        ticket_number=data.ticket_number,
+        snapshot=data.snapshot,
+        source_updated_at=data.source_updated_at,
+        allocation_state=AllocationState.PENDING,
+        received_at=now,
+        updated_at=now,
+        last_delivered_at=now,
+        **data.columns(),
+    )
+    if _insert_if_absent(ticket):
+        _audit(
+            tenant=tenant,
+            ticket=ticket,
+            action=AuditAction.TICKET_RECEIVED,
+            changes=diff({}, {"allocation_state": ticket.allocation_state, **data.columns()}),
+            actor=actor,
+            message_id=message_id,
+        )
+        return ReceiveResult(ticket=ticket, created=True, outcome=ReceiveOutcome.CREATED)
+    stored = _locked(tenant=tenant, number=data.ticket_number)
+    if stored is None:  # pragma: no cover - the row conflicted, so it exists, and tickets are never deleted
+        raise RuntimeError(f"ticket {data.ticket_number!r} conflicted on insert but cannot be read")
+    return _refresh(tenant=tenant, ticket=stored, data=data, now=now, actor=actor, message_id=message_id)
+
+
+def _insert_if_absent(ticket: Ticket) -> bool:
+    """INSERT the ticket unless its (tenant, number) exists: True, with `ticket.pk` set, if this inserted it.
+
+    One statement, no savepoint: ON CONFLICT DO NOTHING makes a concurrent
+    insert of the same number wait for the other transaction, and insert
+    nothing once that one commits (the caller then reads and locks its row).
+    The new row is locked by this transaction until it ends.
+    """
+    fields = [field for field in Ticket._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    values = [field.get_db_prep_save(field.pre_save(ticket, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Ticket._meta.db_table)} ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({quote('tenant_id')}, {quote('ticket_number')}) DO NOTHING RETURNING {quote('id')}",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    ticket.pk = row[0]
+    ticket._state.adding = False
+    return True
 
 
 def _locked(*, tenant: Tenant, number: str) -> Ticket | None:
@@ -369,53 +445,61 @@ class AllocationResult:
     task_id: int | None = None
 
 
-def ticket_allocate(*, ticket_id: int, actor: Actor | None = None) -> AllocationResult:
+def ticket_allocate(*, ticket_id: int, actor: Actor | None = None, counter: str | None = None) -> AllocationResult:
     """Start the ticket's task, or record why it cannot be started yet. Idempotent.
 
     One transaction: the ticket row is locked, so two workers allocating the
     same ticket end with one task. An allocated ticket is left alone. A ticket
     that cannot be allocated (no matching workflow, nobody holds the step's
     role) is kept, marked `unallocated` with the reason, and allocated again
-    later (`tickets_allocate_waiting`). Raises Ticket.DoesNotExist.
+    later (`tickets_allocate_waiting`). With `counter` (an inbound task
+    name) the outcome is counted in the same transaction. Raises
+    Ticket.DoesNotExist.
     """
-    from task.services import NotAllocatable, task_start_for_ticket
-
-    actor = actor or Actor.system()
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=ticket_id)
-        if ticket.allocation_state == AllocationState.ALLOCATED:
-            return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
-        try:
-            # A savepoint: a refused start leaves nothing of itself behind, but the reason is kept.
-            with transaction.atomic():
-                started = task_start_for_ticket(ticket=ticket, actor=actor)
-        except NotAllocatable as refused:
-            if (ticket.allocation_state, ticket.allocation_reason) != (AllocationState.UNALLOCATED, refused.reason):
-                before = {"allocation_state": ticket.allocation_state, "allocation_reason": ticket.allocation_reason}
-                ticket.allocation_state = AllocationState.UNALLOCATED
-                ticket.allocation_reason = refused.reason
-                ticket.save(update_fields=["allocation_state", "allocation_reason"])
-                audit_append(
-                    tenant=ticket.tenant,
-                    actor=actor,
-                    action=AuditAction.TICKET_UNALLOCATED,
-                    target_type="ticket",
-                    target_id=ticket.ticket_number,
-                    target_display=ticket.subject[:255],
-                    changes=diff(
-                        before, {"allocation_state": ticket.allocation_state, "allocation_reason": refused.reason}
-                    ),
-                )
-            return AllocationResult(ticket=ticket, outcome=AllocationOutcome.UNALLOCATED)
-        ticket.allocation_state = AllocationState.ALLOCATED
-        ticket.allocation_reason = None
-        ticket.save(update_fields=["allocation_state", "allocation_reason"])
+        result = _allocate_locked(ticket=ticket, actor=actor or Actor.system())
+        if counter is not None:
+            message_count(task_name=counter, outcome=result.outcome.value)
+    return result
+
+
+def _allocate_locked(*, ticket: Ticket, actor: Actor) -> AllocationResult:
+    """Allocation of a ticket the caller's transaction has locked (see ticket_allocate)."""
+    from task.services import NotAllocatable, task_start_for_ticket
+
+    if ticket.allocation_state == AllocationState.ALLOCATED:
+        return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
+    try:
+        # Raises NotAllocatable before writing anything, so no savepoint is needed.
+        started = task_start_for_ticket(ticket=ticket, actor=actor)
+    except NotAllocatable as refused:
+        if (ticket.allocation_state, ticket.allocation_reason) != (AllocationState.UNALLOCATED, refused.reason):
+            before = {"allocation_state": ticket.allocation_state, "allocation_reason": ticket.allocation_reason}
+            ticket.allocation_state = AllocationState.UNALLOCATED
+            ticket.allocation_reason = refused.reason
+            ticket.save(update_fields=["allocation_state", "allocation_reason"])
+            audit_append(
+                tenant=ticket.tenant,
+                actor=actor,
+                action=AuditAction.TICKET_UNALLOCATED,
+                target_type="ticket",
+                target_id=ticket.ticket_number,
+                target_display=ticket.subject[:255],
+                changes=diff(
+                    before, {"allocation_state": ticket.allocation_state, "allocation_reason": refused.reason}
+                ),
+            )
+        return AllocationResult(ticket=ticket, outcome=AllocationOutcome.UNALLOCATED)
+    ticket.allocation_state = AllocationState.ALLOCATED
+    ticket.allocation_reason = None
+    ticket.save(update_fields=["allocation_state", "allocation_reason"])
     return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALLOCATED, task_id=started.task.pk)
 
 
-def tickets_waiting(*, tenant_id: int | None = None, limit: int = 500) -> list[int]:
-    """Ids of tickets not yet allocated (pending or unallocated), oldest first."""
-    waiting = Ticket.objects.exclude(allocation_state=AllocationState.ALLOCATED).order_by("id")
+def tickets_waiting(*, tenant_id: int | None = None, after_id: int = 0, limit: int = 500) -> list[int]:
+    """Ids of tickets not yet allocated (pending or unallocated), oldest first, from after `after_id`."""
+    waiting = Ticket.objects.exclude(allocation_state=AllocationState.ALLOCATED).filter(id__gt=after_id).order_by("id")
     if tenant_id is not None:
         waiting = waiting.filter(tenant_id=tenant_id)
     return list(waiting.values_list("id", flat=True)[:limit])

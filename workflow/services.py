@@ -74,6 +74,15 @@ def _role_ref(role: Role | None) -> RoleRef | None:
     return RoleRef(pk=role.pk, role_id=role.role_id, name=role.name) if role is not None else None
 
 
+def _live_role_ref(role: Role | None) -> RoleRef | None:
+    return _role_ref(role) if role is not None and role.deleted_at is None else None
+
+
+def _deleted_role_name(role: Role | None) -> str | None:
+    """A stored step may still point at a role the auth service deleted since: a problem, not a role."""
+    return role.name if role is not None and role.deleted_at is not None else None
+
+
 def draft_from_db(workflow: Workflow) -> Draft:
     steps = list(Step.objects.filter(workflow=workflow).select_related("role", "escalation_role").order_by("id"))
     transitions = list(Transition.objects.filter(workflow=workflow).order_by("id"))
@@ -87,9 +96,10 @@ def draft_from_db(workflow: Workflow) -> Draft:
                 ref=str(step.pk),
                 key=step.key,
                 name=step.name,
-                role=_role_ref(step.role) if step.role and step.role.deleted_at is None else None,
-                unknown_role=step.role.name if step.role and step.role.deleted_at is not None else None,
-                escalation_role=_role_ref(step.escalation_role),
+                role=_live_role_ref(step.role),
+                unknown_role=_deleted_role_name(step.role),
+                escalation_role=_live_role_ref(step.escalation_role),
+                unknown_escalation_role=_deleted_role_name(step.escalation_role),
                 weight=step.weight,
                 is_start=step.is_start,
                 is_end=step.is_end,
@@ -435,14 +445,34 @@ class PublishResult:
     created: bool  # False when the definition was unchanged and the current version was kept
 
 
+def lock_tenant_for_publishing(tenant_id: int) -> None:
+    """Serialise the publishes of one tenant: hold its row FOR NO KEY UPDATE until commit.
+
+    The "no other published workflow with the same matching keys" check is a
+    read of *other* workflows' rows; without a common lock two publishes of
+    different workflows with the same keys could each miss the other and
+    both commit. The tenant row is the lock the seed takes too, and it is
+    always taken before any workflow row, so callers that lock both (seed,
+    import, publish) cannot deadlock. NO KEY UPDATE does not block the
+    KEY SHARE locks that inserts referencing the tenant take. (On SQLite,
+    which has no row locks, writers are serialised by the database anyway.)
+    """
+    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant_id).first()
+
+
 def workflow_publish(*, workflow: Workflow, actor: Actor) -> PublishResult:
     """Validate the draft, freeze it as a new version if its content changed, and make it current.
 
     One transaction: the version row, the workflow's status and current
     version, and the audit row. Raises WorkflowInvalid with every problem.
     Publishing also resumes a paused or retired workflow.
+
+    Locking: the tenant row first (lock_tenant_for_publishing: publishes of
+    one tenant run one at a time, so the ambiguous-match check sees every
+    committed publish), then the workflow row.
     """
     with transaction.atomic():
+        lock_tenant_for_publishing(workflow.tenant_id)
         locked = Workflow.objects.select_for_update().get(pk=workflow.pk, deleted_at__isnull=True)
         draft = draft_from_db(locked)
         problems = draft_validate(draft, conflicting_workflow=_conflicting_workflow(locked))
@@ -582,7 +612,9 @@ def workflow_migrate(*, workflow: Workflow, version_number: int, dry_run: bool, 
     The plan lists, per open task, the step it maps to; a task whose step key
     no longer exists in the target version is a blocker and stays where it
     is. A dry run changes nothing. Applying moves every mappable task in one
-    transaction (rows locked, compare-and-set on the version) and audits each.
+    transaction (rows locked, compare-and-set on version, step and status)
+    and audits each; a task the compare-and-set misses is not moved and is
+    returned among the blockers.
     """
     target = WorkflowVersion.objects.filter(workflow=workflow, number=version_number).first()
     if target is None:
@@ -596,7 +628,9 @@ def workflow_migrate(*, workflow: Workflow, version_number: int, dry_run: bool, 
         if not dry_run:
             tasks = tasks.select_for_update(of=("self",))
         moves, blockers = [], []
+        seen_version: dict[int, int] = {}
         for task in tasks:
+            seen_version[task.pk] = task.workflow_version_id
             if task.workflow_version.number > target.number:
                 blockers.append(
                     MigrationBlocker(
@@ -615,10 +649,29 @@ def workflow_migrate(*, workflow: Workflow, version_number: int, dry_run: bool, 
                     )
                 )
         if not dry_run:
+            applied: list[TaskMove] = []
             for move in moves:
-                Task.objects.filter(pk=move.task_id, workflow_version__number=move.from_version).update(
-                    workflow_version=target, updated_at=timezone.now()
-                )
+                # Compare-and-set on what the plan saw. The rows are locked, so a
+                # miss means the task was changed inside this very transaction
+                # (or by a database without row locks): it is not moved, not
+                # audited, and reported as a blocker so that a rerun can take it.
+                moved = Task.objects.filter(
+                    pk=move.task_id,
+                    workflow_version_id=seen_version[move.task_id],
+                    current_step_key=move.step_key,
+                    status__in=OPEN_STATUSES,
+                ).update(workflow_version=target, updated_at=timezone.now())
+                if moved != 1:
+                    blockers.append(
+                        MigrationBlocker(
+                            move.task_id,
+                            move.from_version,
+                            move.step_key,
+                            "changed while the migration ran; plan again",
+                        )
+                    )
+                    continue
+                applied.append(move)
                 audit_append(
                     tenant=workflow.tenant,
                     actor=actor,
@@ -628,4 +681,5 @@ def workflow_migrate(*, workflow: Workflow, version_number: int, dry_run: bool, 
                     target_display=f"{workflow.name} task {move.task_id}",
                     changes={"workflow_version": [move.from_version, target.number]},
                 )
+            moves = applied
     return MigrationPlan(target_version=target.number, moves=moves, blockers=blockers, applied=not dry_run)

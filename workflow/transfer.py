@@ -25,6 +25,7 @@ from workflow.services import (
     GraphEdge,
     GraphNode,
     PublishResult,
+    lock_tenant_for_publishing,
     workflow_create,
     workflow_graph_replace,
     workflow_publish,
@@ -240,6 +241,10 @@ def workflow_import(
     """
     fields, graph = _parse(tenant, document)
     with transaction.atomic():
+        if publish:
+            # Publishing locks the tenant before any workflow row; so must we, before
+            # workflow_update locks this workflow's row, or a concurrent publish deadlocks.
+            lock_tenant_for_publishing(tenant.pk)
         existing = Workflow.objects.filter(tenant=tenant, name=fields["name"], deleted_at__isnull=True).first()
         if existing is None:
             workflow = workflow_create(tenant=tenant, actor=actor, **fields)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -12,6 +17,7 @@ from audit.models import AppendOnlyError, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.tests.factories import AuditEventFactory
 from workflow_api.core.append_only import install_sql, installed_triggers, trigger_names, uninstall_sql
+from workflow_api.testing.worker import ROOT
 
 TABLE = AuditEvent._meta.db_table
 REFUSED = "is refused: the table is append-only"
@@ -206,3 +212,68 @@ def test_after_a_flush_the_table_is_empty_and_still_append_only(tenant):
         cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [event.pk])
 
     assert AuditEvent.objects.get(pk=event.pk).actor_name == event.actor_name
+
+
+# --- SQLite as `make run` uses it: a database made by the migrations ---------------
+
+# Runs in `manage.py shell` against the migrated file: appends one event through
+# the service, then tries the ORM's bulk update and delete, which go to the
+# database without the model's Python guards. Prints what each attempt raised.
+_ORM_ATTEMPTS = """
+import json
+from django.db import IntegrityError, transaction
+from audit.models import AuditAction, AuditEvent
+from audit.services import Actor, audit_append
+from workflow_api.core.tenancy import default_tenant
+
+with transaction.atomic():
+    audit_append(
+        tenant=default_tenant(), actor=Actor.system(), action=AuditAction.ROLE_CREATED,
+        target_type="role", target_id=12, target_display="Original",
+    )
+outcomes = {}
+for name, attempt in [
+    ("update", lambda: AuditEvent.objects.update(target_display="Forged")),
+    ("delete", lambda: AuditEvent.objects.all().delete()),
+]:
+    try:
+        with transaction.atomic():
+            attempt()
+        outcomes[name] = "allowed"
+    except IntegrityError as exc:
+        outcomes[name] = str(exc)
+print(json.dumps(outcomes))
+"""
+
+
+def _manage(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "workflow_api.settings", "DATABASE_URL": f"sqlite:///{database}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_on_a_sqlite_database_built_by_the_migrations_the_audit_table_refuses_updates_and_deletes(tmp_path):
+    database = tmp_path / "migrated.sqlite3"
+    _manage(database, "migrate", "--noinput", "--verbosity", "0")
+
+    orm = json.loads(_manage(database, "shell", "--command", _ORM_ATTEMPTS).stdout.splitlines()[-1])
+
+    assert orm == {"update": _refused("UPDATE"), "delete": _refused("DELETE")}
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match=_refused("UPDATE")):
+            db.execute(f"UPDATE {TABLE} SET target_display = 'Forged'")
+        with pytest.raises(sqlite3.IntegrityError, match=_refused("DELETE")):
+            db.execute(f"DELETE FROM {TABLE}")
+
+        assert db.execute(f"SELECT target_display FROM {TABLE}").fetchall() == [("Original",)]
+    finally:
+        db.close()

@@ -67,6 +67,10 @@ _ERRORS = {
     400: OpenApiResponse(description="Field errors (`validation_error`, `notes_required`) or `invalid_transition`."),
     403: OpenApiResponse(description="`not_assigned` or `permission_denied`."),
     404: OpenApiResponse(description="No such task visible to the caller (or no such transition)."),
+    409: OpenApiResponse(
+        description="`task_moved`: somebody else's action closed the caller's item (the task moved on, "
+        "was completed or cancelled)."
+    ),
     503: OpenApiResponse(description="`no_assignee`: nobody active holds the role that must take over."),
 }
 

@@ -27,7 +27,9 @@ class TaskFilter(django_filters.FilterSet):
         fields = ["status", "workflow", "ticket_number", "assignee", "role", "overdue", "search"]
 
     def filter_assignee(self, queryset: QuerySet[Task], name: str, value: int | None) -> QuerySet[Task]:
-        return queryset if value is None else selectors.tasks_with_active_assignee(queryset, int(value))
+        if value is None:
+            return queryset
+        return selectors.tasks_with_active_assignee(queryset, self.request.user.tenant, int(value))
 
     def filter_role(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         return selectors.tasks_with_active_role(queryset, value.strip()) if value.strip() else queryset

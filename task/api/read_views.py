@@ -2,8 +2,9 @@
 
 Thin: every query is a task.selectors function with the caller's tenant and
 identity, so another tenant's task, or one the caller may not see, is a 404.
-A list page costs a constant number of queries: the count, the page, and
-the step names of the page's workflow versions.
+A list page costs a constant number of queries: the count (on the lean rows,
+task.api.pagination), the page, and the step names of the page's workflow
+versions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from audit.api.serializers import AuditEventSerializer
 from audit.models import AuditEvent
 from task import selectors
 from task.api.filters import TaskFilter
+from task.api.pagination import TaskPagination
 from task.api.serializers import TaskDetailSerializer, TaskSerializer
 from task.models import Task
 from workflow_api.core.auth import TokenUser
@@ -31,6 +33,7 @@ def _caller(view: generics.GenericAPIView) -> TokenUser:
 
 class _TaskList(generics.ListAPIView):
     serializer_class = TaskSerializer
+    pagination_class = TaskPagination  # adds the row columns to the page, not to the count
     ordering_fields = ORDERING_FIELDS
     ordering = ["-id"]
 

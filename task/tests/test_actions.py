@@ -9,7 +9,7 @@ import pytest
 
 from audit.models import AuditAction, AuditEvent
 from audit.services import Actor
-from role.models import Role, RoleMember
+from role.models import Role, RoleMember, RoundRobinPointer
 from role.tests.factories import RoleFactory
 from step.models import Step
 from task import services
@@ -236,6 +236,52 @@ def test_nobody_active_in_the_next_steps_role_is_no_assignee_and_nothing_moves(s
     assert state(task) == before
 
 
+def test_a_caller_who_handed_their_item_on_is_not_assigned_rather_than_told_the_task_moved(tenant: Tenant):
+    setup = published_setup(tenant=tenant)
+    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
+    members(supervisors, 501)
+    with_escalation(setup, supervisors)
+    task = started(setup)
+    escalating = holder(task)
+    services.task_escalate(task_id=task.pk, user=caller(tenant, escalating), reason="help")
+    services.task_transfer(task_id=task.pk, user=caller(tenant, 1, admin=True), to_user_id=102, notes="")
+    before = state(task)
+
+    # `escalated` and `reassigned` items were handed on by a choice, not closed by a race.
+    for user_id in (escalating, 501):
+        refused(
+            lambda u=user_id: services.task_transition(
+                task_id=task.pk, user=caller(tenant, u), transition_id=tid(task, "Submit"), notes="go"
+            ),
+            "not_assigned",
+            403,
+        )
+    assert state(task) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_partway_through_a_transition_leaves_nothing_behind(tenant: Tenant, monkeypatch: pytest.MonkeyPatch):
+    setup = published_setup(tenant=tenant)
+    task = started(setup)
+    before = state(task)
+    pointer = RoundRobinPointer.objects.filter(role=setup.resolver).values_list("last_user_id").first()
+
+    def audit_down(**kwargs: Any) -> None:
+        raise RuntimeError("audit store unavailable")
+
+    # The audit row is the last write: the item, history, task, ticket and outbox rows are already made.
+    monkeypatch.setattr(services, "audit_append", audit_down)
+    with pytest.raises(RuntimeError, match="audit store unavailable"):
+        services.task_transition(
+            task_id=task.pk, user=caller(tenant, holder(task)), transition_id=tid(task, "Submit"), notes="go"
+        )
+
+    assert state(task) == before
+    assert Ticket.objects.get(pk=the_ticket(task).pk).status == "Open"
+    assert RoundRobinPointer.objects.filter(role=setup.resolver).values_list("last_user_id").first() == pointer
+    assert not TaskItem.objects.filter(task=task, step_key="resolve").exists()
+
+
 # --- transition: what succeeds ----------------------------------------------------------------
 
 
@@ -387,14 +433,70 @@ def test_moving_on_from_a_step_with_several_assignees_closes_the_others_items(te
     assert second.status == ItemStatus.RESOLVED
     assert second.acted_on is None
     assert second.history.latest("id").notes.startswith("Closed:")
-    # The task left Triage: the other assignee can no longer act there.
-    refused(
+    # The task left Triage: the other assignee is told it moved on, not that they were never assigned.
+    error = refused(
         lambda: services.task_transition(
             task_id=task.pk, user=caller(tenant, second.user_id), transition_id=tid(task, "Submit"), notes="go"
         ),
-        "not_assigned",
-        403,
+        "task_moved",
+        409,
     )
+    assert error.message == (
+        "The task has moved on: your item on step 'Triage' was closed by another action "
+        "and it is now at step 'Resolve'."
+    )
+
+
+def test_the_stored_ticket_is_in_progress_from_the_first_transition_and_resolved_on_completion(setup: Setup):
+    task = started(setup)
+    ticket = the_ticket(task)
+    assert Ticket.objects.get(pk=ticket.pk).status == "Open"
+
+    services.task_transition(
+        task_id=task.pk, user=caller(task.tenant, holder(task)), transition_id=tid(task, "Submit"), notes="a"
+    )
+    assert Ticket.objects.get(pk=ticket.pk).status == "In Progress"
+    services.task_transition(
+        task_id=task.pk, user=caller(task.tenant, 201), transition_id=tid(task, "Approve"), notes="b"
+    )
+    assert Ticket.objects.get(pk=ticket.pk).status == "In Progress"
+    services.task_transition(task_id=task.pk, user=caller(task.tenant, holder(task)), transition_id=None, notes="c")
+
+    assert Ticket.objects.get(pk=ticket.pk).status == "Resolved"
+    assert [m.args for m in outbox(STATUS)] == [
+        [ticket.ticket_number, "In Progress"],
+        [ticket.ticket_number, "Resolved"],
+    ]
+
+
+def test_every_item_records_truthfully_why_its_holder_was_chosen(tenant: Tenant):
+    setup = published_setup(tenant=tenant, owner_users=(101, 102, 103))
+    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
+    members(supervisors, 501, 502)
+    with_escalation(setup, supervisors)
+    task = started(setup)  # 101, by round-robin over the step's role
+    admin = caller(tenant, 1, admin=True, name="Ada Admin")
+    coordinator = caller(tenant, owner_of(task), name="Coord")
+
+    services.task_assign(task_id=task.pk, user=admin, user_id=102)
+    services.task_transfer(task_id=task.pk, user=coordinator, to_user_id=103, notes="cover")  # 101's item
+    services.task_escalate(task_id=task.pk, user=caller(tenant, 102), reason="stuck")
+    services.task_transition(task_id=task.pk, user=caller(tenant, 103), transition_id=tid(task, "Submit"), notes="ok")
+
+    reasons = list(
+        TaskItem.objects.filter(task=task).order_by("id").values_list("user_id", "origin", "assignment_reason")
+    )
+    assert reasons == [
+        (101, "system", {"strategy": "round_robin", "position": 0, "load": None}),
+        (102, "manual", {"strategy": "manual", "by": 1, "by_name": "Ada Admin"}),
+        (
+            103,
+            "transferred",
+            {"strategy": "transfer", "by": owner_of(task), "by_name": "Coord", "from_user_id": 101},
+        ),
+        (501, "escalation", {"strategy": "round_robin", "position": 0, "load": None}),
+        (201, "system", {"strategy": "round_robin", "position": 0, "load": None}),
+    ]
 
 
 # --- item status ------------------------------------------------------------------------------
@@ -416,6 +518,7 @@ def test_putting_an_item_in_progress_starts_the_task_and_tells_the_helpdesk_once
         ("on_hold", "waiting for parts"),
     ]
     assert [m.args for m in outbox(STATUS)] == [[the_ticket(task).ticket_number, "In Progress"]]
+    assert Ticket.objects.get(pk=the_ticket(task).pk).status == "In Progress"
 
 
 def test_the_task_is_on_hold_only_when_every_active_item_is(tenant: Tenant):
@@ -490,6 +593,10 @@ def test_escalation_hands_the_item_to_the_steps_escalation_role_with_the_contrac
     }
     assert outbox(ASSIGNMENT)[-1].args == [501, the_ticket(task).ticket_number, the_ticket(task).subject, "Supervisor"]
     assert AuditEvent.objects.filter(action=AuditAction.TASK_ESCALATED).count() == 1
+    # Escalating is not working on the ticket: neither the task nor the ticket has started.
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PENDING
+    assert Ticket.objects.get(pk=the_ticket(task).pk).status == "Open"
+    assert outbox(STATUS) == []
 
 
 def test_escalating_a_step_without_an_escalation_role_is_refused(setup: Setup):
@@ -626,13 +733,14 @@ def test_cancelling_closes_the_active_items_and_stops_every_further_action(setup
     assert (item.status, item.acted_on) == (ItemStatus.RESOLVED, None)
     assert item.history.latest("id").notes == "Cancelled: Duplicate ticket"
     assert outbox(STATUS) == []
-    refused(
+    error = refused(
         lambda: services.task_transition(
             task_id=task.pk, user=caller(task.tenant, assignee), transition_id=tid(task, "Submit"), notes="go"
         ),
-        "not_assigned",
-        403,
+        "task_moved",
+        409,
     )
+    assert error.message.endswith("and it is cancelled.")
     refused(lambda: services.task_cancel(task_id=task.pk, user=admin, reason="again"), "invalid_state", 400)
     refused(
         lambda: services.task_cancel(task_id=task.pk, user=caller(task.tenant, assignee), reason="x"),

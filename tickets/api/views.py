@@ -10,7 +10,6 @@ ticket is a 404.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, cast
 
 from django.db.models import QuerySet
@@ -27,7 +26,7 @@ from tickets import selectors
 from tickets.api.filters import TicketFilter
 from tickets.api.serializers import TicketDetailSerializer, TicketReceiveSerializer, TicketSerializer
 from tickets.models import Ticket
-from tickets.services import InvalidTicket, ticket_allocate, ticket_receive
+from tickets.services import InvalidTicket, ticket_allocate, ticket_intake
 from workflow_api.core.auth import IsEngineAdmin, TokenUser, is_engine_admin
 from workflow_api.core.errors import ApiError, ErrorCode
 
@@ -68,7 +67,7 @@ class TicketListView(generics.ListAPIView):
         body = TicketReceiveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            result = ticket_receive(
+            result = ticket_intake(
                 payload=body.validated_data["ticket_data"],
                 tenant=_caller(request).tenant,
                 actor=Actor.of(request.user),
@@ -78,13 +77,10 @@ class TicketListView(generics.ListAPIView):
             raise ApiError(
                 ErrorCode.VALIDATION_ERROR, str(exc), errors={"ticket_data": errors}, status_code=400
             ) from exc
-        if not result.ticket.is_allocated:
-            result = replace(
-                result, ticket=ticket_allocate(ticket_id=result.ticket.pk, actor=Actor.of(request.user)).ticket
-            )
+        ticket = result.allocation.ticket if result.allocation else result.received.ticket
         return Response(
-            TicketDetailSerializer(result.ticket).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            TicketDetailSerializer(ticket).data,
+            status=status.HTTP_201_CREATED if result.received.created else status.HTTP_200_OK,
         )
 
 

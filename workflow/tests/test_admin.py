@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -202,6 +203,37 @@ def test_a_graph_the_service_refuses_becomes_a_form_error_and_nothing_is_saved(d
     assert workflow.edit_version == version_before
     assert Step.objects.filter(pk=finalize.pk).exists()
     assert AuditEvent.objects.count() == audit_before
+
+
+def test_slas_out_of_order_are_refused_as_a_form_error_and_nothing_is_saved(designer):
+    workflow = three_step_workflow(description="original")
+    data = page_data(designer.get(change_url(workflow)))
+    version_before, audit_before = workflow.edit_version, AuditEvent.objects.count()
+
+    response = designer.post(
+        change_url(workflow), {**data, "sla_urgent": "9 00:00:00", "description": "changed in the same save"}
+    )
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.non_field_errors() == ["SLAs must satisfy urgent < high < medium < low."]
+    assert "SLAs must satisfy urgent &lt; high &lt; medium &lt; low." in response.content.decode()
+    workflow.refresh_from_db()
+    assert (workflow.sla_urgent, workflow.description) == (timedelta(hours=4), "original")
+    assert workflow.edit_version == version_before
+    assert AuditEvent.objects.count() == audit_before
+
+
+def test_a_new_workflow_with_slas_out_of_order_is_refused_as_a_form_error(designer):
+    add_url = reverse("admin:workflow_workflow_add")
+    data = page_data(designer.get(add_url))
+    data.update({"name": "Upside down", "department": "IT", "category": "Access", "sla_low": "1:00:00"})
+
+    response = designer.post(add_url, data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == ["SLAs must satisfy urgent < high < medium < low."]
+    assert not Workflow.objects.filter(name="Upside down").exists()
 
 
 def test_a_duplicate_name_is_refused_on_the_name_field(designer):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
+from role.services import role_sync
+from role.tests.factories import role_data
 from step.models import Step
-from task.models import Task, TaskStatus
+from task.models import ItemStatus, Task, TaskStatus
+from task.tests.factories import TaskItemFactory
+from workflow.definition import STRUCTURAL_CODES, ProblemCode
 from workflow.models import Workflow, WorkflowStatus, WorkflowVersion
-from workflow.tests.factories import GraphEdgeDataFactory, GraphNodeDataFactory, WorkflowFactory
+from workflow.tests.factories import GraphEdgeDataFactory, GraphNodeDataFactory, TaskFactory, WorkflowFactory
 from workflow_api.testing.tokens import admin_token
 
 pytestmark = pytest.mark.django_db
@@ -697,6 +703,213 @@ def test_publishing_an_invalid_draft_is_a_400_listing_the_problems(admin_client,
     assert admin_client.get(url(workflow.pk)).json()["status"] == "draft"
 
 
+# --- every problem code, through the API ------------------------------------------------------
+#
+# Each scenario arranges a workflow (through the API, or in the database where
+# the API refuses to store such a state: SLAs and matching keys are checked on
+# every save) and returns the graph to PUT. Structural codes must make the PUT
+# itself a 400; the others are stored, reported by validate/ and refused by publish/.
+
+Arrange = Callable[[APIClient, Workflow], dict[str, Any]]
+PROBLEM_SCENARIOS: dict[ProblemCode, Arrange] = {}
+
+
+def scenario(code: ProblemCode) -> Callable[[Arrange], Arrange]:
+    def register(arrange: Arrange) -> Arrange:
+        PROBLEM_SCENARIOS[code] = arrange
+        return arrange
+
+    return register
+
+
+def _three_steps_where(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    graph = three_steps()
+    change(graph)
+    return graph
+
+
+@scenario(ProblemCode.NO_STEPS)
+def _no_steps(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return {"nodes": [], "edges": []}
+
+
+@scenario(ProblemCode.NO_START_STEP)
+def _no_start_step(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][0].update(is_start=False))
+
+
+@scenario(ProblemCode.MULTIPLE_START_STEPS)
+def _two_start_steps(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][1].update(is_start=True))
+
+
+@scenario(ProblemCode.NO_END_STEP)
+def _no_end_step(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][2].update(is_end=False))
+
+
+@scenario(ProblemCode.UNREACHABLE_STEP)
+def _an_island(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"].append(node(id="island", role_id=ADMIN, is_end=True)))
+
+
+@scenario(ProblemCode.NO_PATH_TO_END)
+def _a_dead_end(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    def change(graph: dict[str, Any]) -> None:
+        graph["nodes"].append(node(id="parked", role_id=ADMIN))
+        graph["edges"].append(edge("resolve", "parked", "Park"))
+
+    return _three_steps_where(change)
+
+
+@scenario(ProblemCode.MISSING_ROLE)
+def _no_owner(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][1].update(role_id=None))
+
+
+@scenario(ProblemCode.UNKNOWN_ROLE)
+def _unknown_owner(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][1].update(role_id=999))
+
+
+@scenario(ProblemCode.UNKNOWN_ESCALATION_ROLE)
+def _unknown_escalation(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][1].update(escalate_to_role_id=999))
+
+
+@scenario(ProblemCode.NEGATIVE_WEIGHT)
+def _negative_weight(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["nodes"][1].update(weight=-1))
+
+
+@scenario(ProblemCode.DUPLICATE_STEP)
+def _same_key_twice(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    def change(graph: dict[str, Any]) -> None:
+        graph["nodes"][0]["key"] = graph["nodes"][1]["key"] = "same"
+
+    return _three_steps_where(change)
+
+
+@scenario(ProblemCode.DANGLING_TRANSITION)
+def _edge_to_nowhere(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["edges"].append(edge("resolve", "nowhere", "Lost")))
+
+
+@scenario(ProblemCode.SELF_LOOP)
+def _self_loop(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["edges"].append(edge("resolve", "resolve", "Again")))
+
+
+@scenario(ProblemCode.DUPLICATE_TRANSITION)
+def _submit_twice(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["edges"].append(edge("triage", "resolve", " SUBMIT ")))
+
+
+@scenario(ProblemCode.END_STEP_HAS_OUTGOING)
+def _reopen_from_the_end(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    return _three_steps_where(lambda g: g["edges"].append(edge("finalize", "triage", "Reopen")))
+
+
+@scenario(ProblemCode.SLA_INCOMPLETE)
+def _zero_sla(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    Workflow.objects.filter(pk=workflow.pk).update(sla_low=timedelta(0))
+    return three_steps()
+
+
+@scenario(ProblemCode.SLA_NOT_ORDERED)
+def _sla_upside_down(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    Workflow.objects.filter(pk=workflow.pk).update(sla_urgent=timedelta(days=9))
+    return three_steps()
+
+
+@scenario(ProblemCode.MATCH_KEYS_INCOMPLETE)
+def _blank_category(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    Workflow.objects.filter(pk=workflow.pk).update(category="  ")
+    return three_steps()
+
+
+@scenario(ProblemCode.AMBIGUOUS_MATCH)
+def _keys_already_published(client: APIClient, workflow: Workflow) -> dict[str, Any]:
+    other = WorkflowFactory.create(department=workflow.department.upper(), category=f" {workflow.category} ")
+    put_graph(client, other.pk, three_steps())
+    publish(client, other.pk)
+    return three_steps()
+
+
+def problem_codes(problems: list[dict[str, Any]]) -> set[str]:
+    return {problem["code"] for problem in problems}
+
+
+def test_every_problem_code_has_an_api_scenario_and_the_structural_ones_are_those_a_put_refuses():
+    assert set(PROBLEM_SCENARIOS) == set(ProblemCode)
+    assert set(STRUCTURAL) | set(PUBLISH_BLOCKING) == set(ProblemCode)
+    assert set(STRUCTURAL) == STRUCTURAL_CODES
+
+
+STRUCTURAL = sorted(STRUCTURAL_CODES)
+PUBLISH_BLOCKING = sorted(set(ProblemCode) - STRUCTURAL_CODES)
+
+
+@pytest.mark.parametrize("code", STRUCTURAL, ids=str)
+def test_a_graph_with_a_structural_problem_is_refused_by_the_put_naming_that_code(admin_client, tenant, roles, code):
+    workflow = WorkflowFactory.create()
+    graph = PROBLEM_SCENARIOS[code](admin_client, workflow)
+
+    response = admin_client.put(url(workflow.pk, "graph/"), graph, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "workflow_invalid"
+    assert problem_codes(response.json()["errors"]["problems"]) == {code}
+    assert not Step.objects.filter(workflow=workflow).exists()
+    assert AuditAction.WORKFLOW_GRAPH_REPLACED not in audit_actions(workflow.pk)
+
+
+@pytest.mark.parametrize("code", PUBLISH_BLOCKING, ids=str)
+def test_a_draft_with_a_publish_blocking_problem_is_stored_reported_by_validate_and_refused_by_publish(
+    admin_client, tenant, roles, code
+):
+    workflow = WorkflowFactory.create()
+    graph = PROBLEM_SCENARIOS[code](admin_client, workflow)
+    put_graph(admin_client, workflow.pk, graph)
+
+    validated = admin_client.get(url(workflow.pk, "validate/")).json()
+    refused = admin_client.post(url(workflow.pk, "publish/"))
+
+    assert validated["valid"] is False
+    assert problem_codes(validated["errors"]) == {code}
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "workflow_invalid"
+    assert refused.json()["errors"]["problems"] == validated["errors"]
+    assert not WorkflowVersion.objects.filter(workflow=workflow).exists()
+    assert admin_client.get(url(workflow.pk)).json()["status"] == "draft"
+
+
+@pytest.mark.parametrize(
+    ("role_id", "role_name", "code"),
+    [(ASSET_MANAGER, "Asset Manager", "unknown_role"), (BUDGET_MANAGER, "Budget Manager", "unknown_escalation_role")],
+    ids=["owning role", "escalation role"],
+)
+def test_a_role_deleted_after_the_graph_was_stored_is_reported_and_blocks_publishing(
+    admin_client, tenant, roles, role_id, role_name, code
+):
+    workflow = WorkflowFactory.create()
+    graph = _three_steps_where(
+        lambda g: g["nodes"][1].update(role_id=ASSET_MANAGER, escalate_to_role_id=BUDGET_MANAGER)
+    )
+    resolve = stored_ids(put_graph(admin_client, workflow.pk, graph))["Resolve Ticket"]
+    assert admin_client.get(url(workflow.pk, "validate/")).json()["valid"] is True
+
+    role_sync(payload=role_data(role_id=role_id, name=role_name, action="delete"))
+    validated = admin_client.get(url(workflow.pk, "validate/")).json()
+    refused = admin_client.post(url(workflow.pk, "publish/"))
+
+    assert [(e["code"], e["step"]) for e in validated["errors"]] == [(code, str(resolve))]
+    assert role_name in validated["errors"][0]["message"]
+    assert refused.status_code == 400
+    assert refused.json()["errors"]["problems"] == validated["errors"]
+    assert not WorkflowVersion.objects.filter(workflow=workflow).exists()
+
+
 def test_a_second_workflow_with_the_same_matching_keys_cannot_be_published(admin_client, tenant, roles):
     first = WorkflowFactory.create(department="IT", category="Access", sub_category="")
     second = WorkflowFactory.create(department=" it ", category="ACCESS", sub_category="")
@@ -875,6 +1088,48 @@ def test_statistics_count_tasks_by_status_and_open_tasks_by_step(admin_client, t
         "cancelled": 0,
     }
     assert body["open_tasks_by_step"] == {"triage-ticket": 1, "resolve-ticket": 2, "finalize-ticket": 0}
+
+
+def test_statistics_average_the_time_from_assignment_to_action_per_step_over_the_items_that_finished_it(
+    admin_client, tenant, roles
+):
+    workflow = WorkflowFactory.create()
+    put_graph(admin_client, workflow.pk, three_steps())
+    publish(admin_client, workflow.pk)
+    elsewhere = WorkflowFactory.create()
+    put_graph(admin_client, elsewhere.pk, three_steps())
+    publish(admin_client, elsewhere.pk)
+    start = timezone.now() - timedelta(days=1)
+
+    def item(on: Workflow, step_key: str, status: str, seconds: int | None) -> None:
+        TaskItemFactory.create(
+            task=TaskFactory.create(workflow=on, current_step_key=step_key),
+            role=roles["Admin"],
+            status=status,
+            assigned_on=start,
+            acted_on=None if seconds is None else start + timedelta(seconds=seconds),
+        )
+
+    item(workflow, "triage-ticket", ItemStatus.RESOLVED, 60)
+    item(workflow, "triage-ticket", ItemStatus.RESOLVED, 180)
+    item(workflow, "resolve-ticket", ItemStatus.RESOLVED, 3600)
+    # Not counted: handed on, closed by someone else's action, still open, another workflow's.
+    item(workflow, "resolve-ticket", ItemStatus.ESCALATED, 10)
+    item(workflow, "resolve-ticket", ItemStatus.REASSIGNED, 10)
+    item(workflow, "resolve-ticket", ItemStatus.RESOLVED, None)
+    item(workflow, "finalize-ticket", ItemStatus.IN_PROGRESS, None)
+    item(elsewhere, "triage-ticket", ItemStatus.RESOLVED, 9999)
+
+    body = admin_client.get(url(workflow.pk, "statistics/")).json()
+
+    assert body["average_seconds_per_step"] == {"triage-ticket": 120.0, "resolve-ticket": 3600.0}
+
+
+def test_statistics_of_a_workflow_without_finished_steps_have_no_averages(admin_client, tenant, roles):
+    workflow = WorkflowFactory.create()
+    put_graph(admin_client, workflow.pk, three_steps())
+
+    assert admin_client.get(url(workflow.pk, "statistics/")).json()["average_seconds_per_step"] == {}
 
 
 # --- migrating running tasks -------------------------------------------------------------------------------

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from audit.models import AuditAction, AuditEvent
 from audit.services import Actor
 from role.models import Role
-from role.tests.factories import RoleFactory
+from role.services import role_sync
+from role.tests.factories import RoleFactory, role_data
 from step.models import Step, Transition
-from task.models import TaskStatus
+from task.models import Task, TaskStatus
+from task.rules import available_transitions, transitions_of
+from task.services import task_transition
+from task.tests.factories import TaskItemFactory, members
+from workflow import services
 from workflow.definition import ProblemCode, definition_hash
 from workflow.models import Workflow, WorkflowStatus, WorkflowVersion
 from workflow.services import (
@@ -29,13 +36,17 @@ from workflow.services import (
     workflow_graph_replace,
     workflow_migrate,
     workflow_pause,
+    workflow_problems,
     workflow_publish,
     workflow_retire,
     workflow_update,
     workflow_weights_set,
 )
 from workflow.tests.factories import StepFactory, TaskFactory, WorkflowFactory, three_step_workflow
+from workflow_api.core.append_only import installed_triggers, trigger_names
+from workflow_api.core.auth import TokenUser
 from workflow_api.core.errors import ApiError, ErrorCode
+from workflow_api.core.tenancy import default_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +98,39 @@ def _audit(action: AuditAction, target_id: int | None = None) -> list[AuditEvent
     if target_id is not None:
         events = events.filter(target_id=str(target_id))
     return list(events)
+
+
+OWNER_USER, RESOLVER_USER = 101, 201
+
+
+def _staffed_workflow(**fields: Any) -> tuple[Workflow, Role, Role]:
+    """A three_step_workflow whose owner role has member 101 and resolver role member 201."""
+    owner, resolver = RoleFactory.create(name="Admin"), RoleFactory.create(name="Asset Manager")
+    members(owner, OWNER_USER)
+    members(resolver, RESOLVER_USER)
+    return three_step_workflow(owner=owner, resolver=resolver, **fields), owner, resolver
+
+
+def _task_at(version: WorkflowVersion, step_key: str, *, holder: int, role: Role) -> Task:
+    """A running task on `version` at `step_key`, with `holder`'s new item there."""
+    task = TaskFactory.create(workflow=version.workflow, workflow_version=version, current_step_key=step_key)
+    TaskItemFactory.create(task=task, role=role, user_id=holder)
+    return task
+
+
+def _reloaded(task: Task) -> Task:
+    return Task.objects.select_related("workflow_version").prefetch_related("items").get(pk=task.pk)
+
+
+def _agent(user_id: int) -> TokenUser:
+    return TokenUser(
+        user_id=user_id, tenant=default_tenant(), full_name=f"User {user_id}", roles=frozenset({"tts:Agent"})
+    )
+
+
+def _transition(task: Task, name: str) -> int:
+    """The id of the transition called `name` in the task's own version."""
+    return next(t["id"] for t in transitions_of(_reloaded(task).workflow_version) if t["name"] == name)
 
 
 # --- publishing ---------------------------------------------------------------------------
@@ -183,17 +227,54 @@ def test_publishing_a_changed_definition_creates_version_2_and_keeps_version_1(t
     ]
 
 
-def test_a_task_pinned_to_version_1_stays_on_it_after_version_2_is_published(tenant, actor):
-    workflow = three_step_workflow()
+def test_a_task_on_version_1_keeps_version_1s_transitions_and_finishes_on_them_after_version_2_drops_them(
+    tenant, actor
+):
+    workflow, owner, resolver = _staffed_workflow()
     first = workflow_publish(workflow=workflow, actor=actor).version
-    task = TaskFactory.create(workflow=workflow, current_step_key="resolve")
-    workflow_update(workflow=workflow, actor=actor, description="A second edition")
-
+    task = _task_at(first, "resolve", holder=RESOLVER_USER, role=resolver)
+    # Version 2: `finalize` is gone, `Approve` is renamed `Sign off` and leads to a new `close`; `Reject` is gone.
+    resolve = Step.objects.get(workflow=workflow, key="resolve")
+    close = GraphNode(id="close", key="close", name="Close", role_id=None, role_pk=owner.pk, is_end=True)
+    graph = _graph(workflow, drop={"finalize"}, add=[close])
+    graph.edges = [e for e in graph.edges if e.from_id != str(resolve.pk)]
+    graph.edges.append(GraphEdge(id="sign-off", from_id=str(resolve.pk), to_id="close", name="Sign off"))
+    workflow_graph_replace(workflow=workflow, graph=graph, actor=actor)
     second = workflow_publish(workflow=workflow, actor=actor).version
+    assert {(t["from"], t["name"], t["to"]) for t in second.definition["transitions"]} == {
+        ("triage", "Submit", "resolve"),
+        ("resolve", "Sign off", "close"),
+    }
 
-    task.refresh_from_db()
-    assert second.number == 2
+    task = _reloaded(task)
+    offered = available_transitions(task, RESOLVER_USER)
+
     assert task.workflow_version == first
+    assert sorted((t["name"], t["to_step"]) for t in offered) == [("Approve", "finalize"), ("Reject", "triage")]
+    approve = next(t["id"] for t in offered if t["name"] == "Approve")
+    task_transition(task_id=task.pk, user=_agent(RESOLVER_USER), transition_id=approve, notes="Looks right")
+    assert _reloaded(task).current_step_key == "finalize"
+    task_transition(task_id=task.pk, user=_agent(OWNER_USER), transition_id=None, notes="Done")
+    task = _reloaded(task)
+    assert (task.status, task.current_step_key, task.workflow_version) == (TaskStatus.COMPLETED, "finalize", first)
+
+
+@pytest.mark.parametrize("stop", [workflow_pause, workflow_retire], ids=["paused", "retired"])
+def test_a_task_of_a_paused_or_retired_workflow_still_runs_to_completion(tenant, actor, stop):
+    workflow, owner, _ = _staffed_workflow()
+    version = workflow_publish(workflow=workflow, actor=actor).version
+    task = _task_at(version, "triage", holder=OWNER_USER, role=owner)
+
+    stop(workflow=workflow, actor=actor)
+    task_transition(task_id=task.pk, user=_agent(OWNER_USER), transition_id=_transition(task, "Submit"), notes="a")
+    task_transition(task_id=task.pk, user=_agent(RESOLVER_USER), transition_id=_transition(task, "Approve"), notes="b")
+    task_transition(task_id=task.pk, user=_agent(OWNER_USER), transition_id=None, notes="c")
+
+    task = _reloaded(task)
+    assert (task.status, task.current_step_key, task.workflow_version) == (TaskStatus.COMPLETED, "finalize", version)
+    assert task.completed_at is not None
+    workflow.refresh_from_db()
+    assert workflow.status == ("paused" if stop is workflow_pause else "retired")
 
 
 def test_a_refused_publish_lists_every_problem_and_writes_no_version_and_no_audit_row(tenant, actor):
@@ -262,6 +343,91 @@ def test_a_paused_workflow_does_not_block_another_from_its_keys_but_cannot_resum
     assert old.status == WorkflowStatus.PAUSED
 
 
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [("role", ProblemCode.UNKNOWN_ROLE), ("escalation_role", ProblemCode.UNKNOWN_ESCALATION_ROLE)],
+    ids=["owning role", "escalation role"],
+)
+def test_a_role_deleted_after_it_was_given_to_a_step_blocks_publishing(tenant, actor, field, code):
+    workflow = three_step_workflow()
+    doomed = RoleFactory.create(tenant=tenant, name="Field Crew")
+    Step.objects.filter(workflow=workflow, key="resolve").update(**{field: doomed})
+    assert workflow_problems(workflow) == []
+    role_sync(payload=role_data(role_id=doomed.role_id, name=doomed.name, action="delete"))
+
+    with pytest.raises(WorkflowInvalid) as refused:
+        workflow_publish(workflow=workflow, actor=actor)
+
+    resolve = Step.objects.get(workflow=workflow, key="resolve")
+    [problem] = refused.value.problems
+    assert (problem.code, problem.step) == (code, str(resolve.pk))
+    assert "Field Crew" in problem.message
+    assert workflow_problems(workflow) == refused.value.problems
+    assert not WorkflowVersion.objects.filter(workflow=workflow).exists()
+    assert _audit(AuditAction.WORKFLOW_PUBLISHED, workflow.pk) == []
+
+
+def _publish_without_waiting_for_locks(workflow: Workflow, actor: Actor) -> None:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '500ms'")
+        workflow_publish(workflow=workflow, actor=actor)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_while_one_publish_is_open_another_of_the_tenant_waits_so_both_cannot_claim_the_same_tickets(
+    postgres, tenant, actor
+):
+    first = three_step_workflow(name="First", department="IT", category="Access")
+    second = three_step_workflow(name="Second", department=" it ", category="ACCESS")
+    written, release = threading.Event(), threading.Event()
+    checked: list[str] = []
+    real_check, real_wake = services._conflicting_workflow, services.tickets_wake_waiting
+
+    def check(workflow: Workflow) -> str | None:
+        checked.append(workflow.name)
+        return real_check(workflow)
+
+    def wake_then_hold_the_first_publish_open(*, tenant: Any) -> bool:
+        woken = real_wake(tenant=tenant)
+        if not written.is_set():  # the first publish: its version is written, not yet committed
+            written.set()
+            assert release.wait(timeout=30)
+        return woken
+
+    def publish_first() -> int:
+        try:
+            return workflow_publish(workflow=first, actor=actor).version.number
+        finally:
+            connection.close()
+
+    with (
+        mock.patch.object(services, "_conflicting_workflow", check),
+        mock.patch.object(services, "tickets_wake_waiting", wake_then_hold_the_first_publish_open),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        first_publish = pool.submit(publish_first)
+        try:
+            assert written.wait(timeout=30)
+            # A lock timeout instead of waiting: the second publish must be stopped
+            # before it looks for a conflict, since the first has not committed yet.
+            with pytest.raises(OperationalError, match="lock timeout"):
+                _publish_without_waiting_for_locks(second, actor)
+            assert checked == ["First"]
+        finally:
+            release.set()
+        assert first_publish.result(timeout=30) == 1
+
+        with pytest.raises(WorkflowInvalid) as refused:
+            workflow_publish(workflow=second, actor=actor)
+
+    assert [p.code for p in refused.value.problems] == [ProblemCode.AMBIGUOUS_MATCH]
+    assert checked == ["First", "Second"]
+    assert list(Workflow.objects.filter(status=WorkflowStatus.PUBLISHED).values_list("name", flat=True)) == ["First"]
+    assert not WorkflowVersion.objects.filter(workflow=second).exists()
+
+
 # --- versions are immutable ----------------------------------------------------------------
 
 
@@ -296,6 +462,58 @@ def test_deleting_an_old_version_is_refused_by_the_database(postgres, tenant, ac
         WorkflowVersion.objects.filter(pk=first.pk).delete()
 
     assert WorkflowVersion.objects.filter(pk=first.pk).exists()
+
+
+VERSIONS = WorkflowVersion._meta.db_table
+
+
+def test_the_migrations_install_the_append_only_triggers_on_the_version_table(tenant):
+    # SQLite has no TRUNCATE, so no trigger for it (its `DELETE FROM` is caught by the DELETE one).
+    expected = trigger_names(VERSIONS) if connection.vendor == "postgresql" else trigger_names(VERSIONS)[:2]
+
+    assert installed_triggers(connection, VERSIONS) == set(expected)
+
+
+def test_emptying_the_version_table_is_refused_by_the_database(tenant, actor):
+    version = workflow_publish(workflow=three_step_workflow(), actor=actor).version
+    if connection.vendor == "postgresql":
+        # CASCADE, or PostgreSQL refuses first because workflows reference their current version.
+        operation, sql = "TRUNCATE", f"TRUNCATE {VERSIONS} CASCADE"
+        _run_deferred_checks()
+    else:
+        operation, sql = "DELETE", f"DELETE FROM {VERSIONS}"  # SQLite's TRUNCATE
+
+    with (
+        pytest.raises(IntegrityError, match=f"{operation} on {VERSIONS} {REFUSED}"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+
+    assert WorkflowVersion.objects.filter(pk=version.pk).exists()
+
+
+@pytest.mark.postgres
+def test_truncating_the_workflow_table_with_cascade_cannot_empty_the_version_table(postgres, tenant, actor):
+    version = workflow_publish(workflow=three_step_workflow(), actor=actor).version
+    _run_deferred_checks()
+
+    with (
+        pytest.raises(IntegrityError, match=f"TRUNCATE on {VERSIONS} {REFUSED}"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"TRUNCATE {Workflow._meta.db_table} CASCADE")
+
+    assert WorkflowVersion.objects.filter(pk=version.pk).exists()
+
+
+def _run_deferred_checks() -> None:
+    # PostgreSQL refuses to truncate a table with pending trigger events (the
+    # deferred foreign-key checks of this test's inserts) before the
+    # append-only trigger is asked; run them now so that trigger answers.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 # --- editing the draft ------------------------------------------------------------------------
@@ -487,6 +705,33 @@ def test_applying_a_migration_moves_the_mappable_tasks_audits_each_and_leaves_th
     events = _audit(AuditAction.TASK_MIGRATED)
     assert sorted(e.target_id for e in events) == sorted(str(t.pk) for t in movable)
     assert all(e.changes == {"workflow_version": [1, 2]} and e.actor_id == actor.id for e in events)
+
+
+def test_a_task_that_changes_while_a_migration_is_applied_is_not_moved_and_is_reported_as_a_blocker(
+    two_versions, actor
+):
+    workflow, first, second = two_versions
+    moved_first, changed = (
+        TaskFactory.create(workflow=workflow, workflow_version=first, current_step_key="resolve") for _ in "ab"
+    )
+    real_audit = services.audit_append
+
+    def audit_then_finish_the_other_task(**kwargs: Any) -> None:
+        real_audit(**kwargs)
+        # Between the first move and the second, the other task is completed.
+        Task.objects.filter(pk=changed.pk).update(status=TaskStatus.COMPLETED)
+
+    with mock.patch.object(services, "audit_append", side_effect=audit_then_finish_the_other_task):
+        plan = workflow_migrate(workflow=workflow, version_number=2, dry_run=False, actor=actor)
+
+    assert [m.task_id for m in plan.moves] == [moved_first.pk]
+    [blocker] = plan.blockers
+    assert (blocker.task_id, blocker.from_version, blocker.step_key) == (changed.pk, 1, "resolve")
+    assert "changed while the migration ran" in blocker.reason
+    changed.refresh_from_db()
+    moved_first.refresh_from_db()
+    assert (moved_first.workflow_version, changed.workflow_version) == (second, first)
+    assert [e.target_id for e in _audit(AuditAction.TASK_MIGRATED)] == [str(moved_first.pk)]
 
 
 def test_migrating_to_a_version_that_does_not_exist_is_not_found(two_versions, actor):

@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     NOT_ASSIGNED = "not_assigned"
     NO_ASSIGNEE = "no_assignee"
+    TASK_MOVED = "task_moved"
     # Workflow designer.
     WORKFLOW_INVALID = "workflow_invalid"
     EDIT_CONFLICT = "edit_conflict"

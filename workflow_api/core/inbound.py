@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.worker.consumer import Consumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
@@ -46,17 +47,26 @@ class InvalidMessage(Exception):
         self.tenant = tenant
 
 
-def message_count(*, task_name: str, outcome: str) -> None:
-    """Count how an inbound message ended (applied, ignored_other_system, …)."""
-    updated = MessageCounter.objects.filter(task_name=task_name, outcome=outcome).update(
-        count=F("count") + 1, updated_at=timezone.now()
-    )
-    if not updated:
-        counter, created = MessageCounter.objects.get_or_create(
-            task_name=task_name, outcome=outcome, defaults={"count": 1}
+def message_count(*, task_name: str, outcome: str | Sequence[str]) -> None:
+    """Count how an inbound message ended (applied, ignored_other_system, …); several outcomes in one statement.
+
+    One upsert (INSERT ... ON CONFLICT DO UPDATE, rows in outcome order so two
+    callers lock them in the same order). Call it inside the transaction of
+    the work it counts, as its last statement: the count commits with the
+    work (a redelivery after a crash is not counted twice), and the counter
+    rows, which every worker updates, stay locked only until that commit.
+    """
+    outcomes = sorted(Counter([outcome] if isinstance(outcome, str) else outcome).items())
+    table = connection.ops.quote_name(MessageCounter._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(outcomes))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (task_name, outcome, count, updated_at) VALUES {rows} "
+            f"ON CONFLICT (task_name, outcome) DO UPDATE SET count = {table}.count + excluded.count, "
+            "updated_at = excluded.updated_at",
+            [value for name, times in outcomes for value in (task_name, name, times, now)],
         )
-        if not created:
-            MessageCounter.objects.filter(pk=counter.pk).update(count=F("count") + 1, updated_at=timezone.now())
 
 
 def inbound_failure_record(
@@ -130,7 +140,9 @@ class InboundJob(Task):
 
     Acknowledged after the work commits; re-queued if the worker dies; a
     transient database error is retried with backoff; any other failure is
-    recorded, dead-lettered and acknowledged (see the module docstring).
+    recorded, dead-lettered and acknowledged (see the module docstring). So
+    is a job stopped by its soft time limit (code `time_limit_exceeded`):
+    Celery would acknowledge it as failed and the message would be lost.
     """
 
     abstract = True
@@ -145,10 +157,24 @@ class InboundJob(Task):
         token = bind_correlation_id(self.request.id or "-")
         try:
             return super().__call__(*args, **kwargs)
-        except (Retry, SoftTimeLimitExceeded, *TRANSIENT_ERRORS):
+        except (Retry, *TRANSIENT_ERRORS):
             raise
         except InvalidMessage as exc:
             self._dead_letter(args, kwargs, code=exc.code, error=str(exc), tenant=exc.tenant)
+            return None
+        except SoftTimeLimitExceeded:
+            # The sender's limit if it set one, else the job's, else the worker's default.
+            sent_limit = (self.request.timelimit or (None, None))[1]
+            limit = sent_limit or self.soft_time_limit or self.app.conf.task_soft_time_limit
+            logger.error("inbound job stopped by its soft time limit", extra={"task_name": self.name, "limit_s": limit})
+            if not connection.in_atomic_block:
+                # The limit interrupts the job wherever it is, possibly in the
+                # middle of a query outside any transaction, which leaves the
+                # connection unusable; the failure row needs a sound one.
+                connection.close()
+            self._dead_letter(
+                args, kwargs, code="time_limit_exceeded", error=f"stopped by the soft time limit ({limit} s)"
+            )
             return None
         except Exception as exc:
             logger.exception("inbound job failed", extra={"task_name": self.name})

@@ -3,6 +3,9 @@
 The id is bound by RequestIdMiddleware for a request and by the task signals
 below for a Celery job (in a worker or run in-process); settings.LOGGING
 imports this module in every process, so the signals are always connected.
+RequestIdMiddleware also writes the one access line per request (logger
+`workflow_api.access`), so that line carries the id like every other; the
+web server's own access log is off (workflow_api/gunicorn_conf.py).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import contextvars
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from celery.signals import task_postrun, task_prerun
@@ -20,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 NO_CORRELATION_ID = "-"
+access_logger = logging.getLogger("workflow_api.access")
 _correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default=NO_CORRELATION_ID)
 # What a caller's X-Request-ID may look like; anything else (spaces, quotes,
 # newlines, very long values) could forge or break log lines and is replaced.
@@ -58,14 +64,27 @@ class CorrelationIdFilter(logging.Filter):
 
 
 class JsonFormatter(_JsonFormatter):
+    """One JSON object a line: time (ISO 8601, UTC, with its offset), level, logger, message, correlation_id.
+
+    Anything passed in `extra=` becomes a field of its own.
+    """
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger", "asctime": "time"})
         kwargs.setdefault("timestamp", False)
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s", *args, **kwargs)
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
+
 
 class RequestIdMiddleware:
-    """Takes `X-Request-ID` from the caller (if sane) or makes one; echoes it back."""
+    """Takes `X-Request-ID` from the caller (if sane) or makes one; echoes it back; logs the access line.
+
+    First in MIDDLEWARE, so the id is bound for everything below it and the
+    access line (method, path without the query string, status, duration_ms)
+    covers the whole response, static files included.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -74,11 +93,24 @@ class RequestIdMiddleware:
         request_id = safe_request_id(request.headers.get("X-Request-ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         token = bind_correlation_id(request_id)
+        started = time.perf_counter()
         try:
             response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            access_logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         finally:
             unbind_correlation_id(token)
-        response["X-Request-ID"] = request_id
         return response
 
 

@@ -236,6 +236,14 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django configures its DEFAULT_LOGGING first: plain-text handlers on
+        # `django` (console while DEBUG is on, mail_admins otherwise) and
+        # `django.server`. Without emptying them those lines would print a
+        # second time, in plain text, next to the JSON line from the root.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        # runserver's per-request lines repeat RequestIdMiddleware's access
+        # line (workflow_api.access); keep only its errors.
+        "django.server": {"handlers": [], "level": "ERROR", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
     },

@@ -62,7 +62,10 @@ class LoginView(APIView):
         serializer.is_valid(raise_exception=True)
         pair = accounts.auth_login(**serializer.validated_data)
         # A fresh CSRF secret per login (as Django's own login does), set as the
-        # csrftoken cookie that cookie-authenticated writes must echo.
+        # csrftoken cookie that cookie-authenticated writes must echo: a token
+        # planted before the login is useless after it. The price: a page that
+        # embedded the old token (Swagger UI) must be reloaded (README, step 1).
+        # The login itself is not forgeable cross-site: it accepts JSON only.
         rotate_token(request)
         return _with_token_cookies(Response({"access": pair.access, "refresh": pair.refresh}), pair)
 
@@ -106,7 +109,13 @@ class MeView(APIView):
 
 
 class _InboundFailures(generics.GenericAPIView):
-    """Messages that could not be processed (admin). Failures whose tenant is unknown are shown to every admin."""
+    """Messages that could not be processed (admin), of the caller's tenant.
+
+    A failure whose tenant could not be told (an undecodable body, a message
+    naming an unknown tenant) belongs to no tenant; its body may still carry
+    another tenant's data, so only the default tenant's admins, who run the
+    installation, see it.
+    """
 
     permission_classes = [IsEngineAdmin]
     serializer_class = InboundFailureSerializer
@@ -115,7 +124,10 @@ class _InboundFailures(generics.GenericAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
             return InboundFailure.objects.none()
         tenant = cast(TokenUser, self.request.user).tenant
-        return InboundFailure.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True))
+        visible = Q(tenant=tenant)
+        if tenant.slug == settings.DEFAULT_TENANT_SLUG:
+            visible |= Q(tenant__isnull=True)
+        return InboundFailure.objects.filter(visible)
 
 
 class InboundFailureListView(_InboundFailures, generics.ListAPIView):

@@ -48,6 +48,20 @@ def test_login_sets_http_only_token_cookies_and_returns_the_tokens(tenant, user)
     assert response.cookies[settings.CSRF_COOKIE_NAME].value
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain"],
+    ids=["form", "multipart", "text"],
+)
+def test_a_login_in_a_body_another_site_could_send_is_refused(tenant, user, content_type):
+    # What a cross-site form or a no-cors fetch can send without a preflight;
+    # the login takes JSON only, so it cannot be forged into a victim's browser.
+    response = APIClient().post(LOGIN, f"username=li.wei&password={PASSWORD}", content_type=content_type)
+
+    assert response.status_code == 415
+    assert settings.JWT_ACCESS_COOKIE not in response.cookies
+
+
 def test_the_login_tokens_carry_the_contracts_claims(tenant, user):
     body = _login(APIClient()).json()
 

@@ -143,6 +143,7 @@ _REFUSED: dict[str, Callable[[], str]] = {
     "tenant not a string": lambda: _signed(_claims(tenant=3)),
     "unknown tenant": lambda: _signed(_claims(tenant="no-such-tenant")),
     "a refresh token": lambda: _signed(_claims(token_type="refresh", jti="abc")),
+    "an empty payload": lambda: _signed({}),
 }
 REFUSED_TOKENS = [
     pytest.param(
@@ -166,6 +167,13 @@ def test_a_refused_token_in_the_cookie_is_refused_the_same_way(tenant, make):
     client.cookies[settings.JWT_ACCESS_COOKIE] = make()
 
     _assert_refused(client.get(FAILURES), "authentication_failed")
+
+
+def test_an_expired_token_in_the_cookie_is_refused_with_token_expired(tenant):
+    client = APIClient()
+    client.cookies[settings.JWT_ACCESS_COOKIE] = make_token(exp_in=-60)
+
+    _assert_refused(client.get(ME), "token_expired")
 
 
 def test_a_bearer_header_without_a_token_is_refused(tenant):
@@ -271,6 +279,19 @@ def test_another_tenants_inbound_failure_is_not_found(admin_client, other_tenant
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_failures_without_a_tenant_are_hidden_from_another_tenants_admin(tenant, other_tenant):
+    theirs = InboundFailureFactory.create(tenant=other_tenant)
+    unknown = InboundFailureFactory.create(tenant=None, error_code="undecodable_message")
+    other_admin = _bearer(admin_token(tenant=other_tenant.slug))
+
+    listed = other_admin.get(FAILURES)
+    detail = other_admin.get(f"{FAILURES}{unknown.id}/")
+
+    assert [row["id"] for row in listed.json()["results"]] == [theirs.id]
+    assert detail.status_code == 404
+    assert detail.json()["code"] == "not_found"
 
 
 def test_an_admin_of_the_other_tenant_sees_it(other_tenant):

@@ -70,3 +70,10 @@ def test_production_refuses_to_start_without_allowed_hosts():
 
     assert result.returncode != 0
     assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_refuses_to_start_with_debug_on():
+    result = _check_deploy({**GOOD_SECRETS, "DEBUG": "1"})
+
+    assert result.returncode != 0
+    assert "DEBUG must be off" in result.stderr
