@@ -31,7 +31,7 @@ migrate: $(STAMP) ## Apply database migrations (DATABASE_URL, default SQLite und
 	$(MANAGE) migrate --noinput
 
 seed: migrate ## Demo data: tenant, admin user, roles and members (idempotent)
-	$(MANAGE) seed_demo
+	$(MANAGE) seed_demo --base-url http://$(HOST):$(PORT)
 
 run: seed ## Set up and run the service on SQLite with in-process Celery
 	$(MANAGE) runserver $(HOST):$(PORT)

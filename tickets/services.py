@@ -1,4 +1,4 @@
-"""Ticket intake: one use case, `ticket_receive`, fed by the queue and the API.
+"""Ticket intake: `ticket_intake` (receive, then allocate, one transaction), fed by the queue and the API.
 
 The helpdesk re-sends a ticket every time it is saved while `Open`, so
 duplicates are normal and delivery is at-least-once and unordered
@@ -23,11 +23,12 @@ duplicates are normal and delivery is at-least-once and unordered
   whose `update_date` is older than the stored snapshot's is stale (it was
   overtaken by a newer save) and only counted too, so out-of-order
   deliveries converge on the newest save.
-- Concurrency: the row is locked (`select_for_update`) while it is compared
-  and changed. Two workers inserting the same new ticket race on the unique
-  constraint (tenant, ticket_number): PostgreSQL makes the loser's INSERT wait
-  for the winner's commit and then fail; the loser rolls back to its
-  savepoint and continues as an update of the winner's row. Exactly one row.
+- Concurrency: the row is locked while it is compared and changed. A new
+  ticket is inserted with INSERT ... ON CONFLICT DO NOTHING: two workers
+  inserting the same number race on the unique constraint (tenant,
+  ticket_number), PostgreSQL makes the second wait for the first's commit
+  and then insert nothing, and the second continues as an update of the
+  first's row (locked with select_for_update). Exactly one row, no savepoint.
 - Bounded cost: a delivery is a handful of queries whatever the payload.
 """
 

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from audit.models import AuditAction, AuditEvent
 from audit.selectors import audit_chain_verify, audit_timeline
-from audit.services import GENESIS_HASH, Actor, audit_append, diff, hash_of
+from audit.services import GENESIS_HASH, Actor, audit_append, audit_batch, diff, hash_of
 from audit.tests.factories import AuditEventFactory
 from workflow_api.core.auth import decode_access_token, user_from_claims
 from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
@@ -180,3 +180,71 @@ def test_the_timeline_of_an_object_is_its_events_oldest_first(tenant, other_tena
     second = AuditEventFactory.create(tenant=tenant, target_type="role", target_id="9")
 
     assert list(audit_timeline(tenant=tenant, target_type="role", target_id=9)) == [first, second]
+
+
+# --- Batches (one chain lock per transaction) ------------------------------------------
+
+
+def _system_event(tenant, target_id: str) -> None:
+    audit_append(
+        tenant=tenant,
+        actor=Actor.system(),
+        action=AuditAction.TICKET_RECEIVED,
+        target_type="ticket",
+        target_id=target_id,
+    )
+
+
+def test_a_batch_writes_its_events_at_its_end_chained_in_order_across_tenants(tenant, other_tenant):
+    before = AuditEventFactory.create(tenant=tenant)
+    with transaction.atomic():
+        with audit_batch():
+            _system_event(tenant, "A")
+            _system_event(other_tenant, "B")
+            _system_event(tenant, "C")
+            assert not AuditEvent.objects.filter(target_id__in=["A", "B", "C"]).exists()
+        ours = list(AuditEvent.objects.filter(tenant=tenant).order_by("id"))
+        theirs = list(AuditEvent.objects.filter(tenant=other_tenant).order_by("id"))
+
+    assert [event.target_id for event in ours] == [before.target_id, "A", "C"]
+    assert [event.prev_hash for event in ours[1:]] == [before.hash, ours[1].hash]
+    assert [(event.target_id, event.prev_hash) for event in theirs] == [("B", GENESIS_HASH)]
+    assert audit_chain_verify().ok
+
+
+def test_a_batch_drops_the_events_of_a_savepoint_that_rolled_back(tenant):
+    with transaction.atomic(), audit_batch():
+        _system_event(tenant, "kept")
+        try:
+            with transaction.atomic():
+                _system_event(tenant, "undone")
+                raise ValueError("roll this savepoint back")
+        except ValueError:
+            pass
+        _system_event(tenant, "kept too")
+
+    assert list(AuditEvent.objects.order_by("id").values_list("target_id", flat=True)) == ["kept", "kept too"]
+    assert audit_chain_verify().ok
+
+
+class _ChangeFailed(Exception):
+    pass
+
+
+def _failing_change(tenant) -> None:
+    with transaction.atomic(), audit_batch():
+        _system_event(tenant, "never")
+        raise _ChangeFailed
+
+
+def test_a_batch_that_raises_writes_nothing(tenant):
+    with pytest.raises(_ChangeFailed):
+        _failing_change(tenant)
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_outside_a_transaction_is_refused(tenant):
+    with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"), audit_batch():
+        _system_event(tenant, "never")
+    assert not AuditEvent.objects.exists()

@@ -59,3 +59,11 @@ def test_seed_demo_run_twice_changes_nothing_the_second_time(tenant):
 
     assert _counts() == first
     assert "0 applied" in output
+
+
+def test_seed_demo_prints_links_for_the_address_make_run_serves_on(tenant):
+    out = StringIO()
+    call_command("seed_demo", "--base-url", "http://127.0.0.1:8765/", stdout=out)
+
+    assert "Admin login: http://127.0.0.1:8765/admin/  user: admin  password: admin" in out.getvalue()
+    assert "API docs: http://127.0.0.1:8765/api/v1/docs/" in out.getvalue()

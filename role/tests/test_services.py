@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit.models import AuditAction, AuditEvent
 from role import services
@@ -17,6 +16,7 @@ from role.selectors import role_list
 from role.services import SyncOutcome, role_member_sync, role_sync
 from role.tests.factories import RoleFactory, role_data, user_role_data
 from workflow_api.core.inbound import InvalidMessage
+from workflow_api.testing.concurrency import in_lockstep
 
 pytestmark = pytest.mark.django_db
 
@@ -557,30 +557,17 @@ def test_an_insert_that_loses_a_race_is_retried_and_finds_the_winners_row(tenant
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_applying_the_same_messages_at_once_create_no_twins(postgres, tenant):
     rounds = 5
-    barrier = threading.Barrier(2)
     outcomes: list[SyncOutcome] = []
-    errors: list[BaseException] = []
+    # Each round: both threads sync the same role, then the same membership of a role not seen yet.
+    steps = []
+    for n in range(rounds):
+        steps.append(lambda n=n: role_sync(payload=role_data(role_id=900 + n, name=f"Raced {n}")))
+        steps.append(
+            lambda n=n: role_member_sync(payload=user_role_data(user_system_role_id=9900 + n, role_id=800 + n))
+        )
 
-    def worker() -> None:
-        try:
-            for n in range(rounds):
-                barrier.wait(timeout=10)
-                outcomes.append(role_sync(payload=role_data(role_id=900 + n, name=f"Raced {n}")))
-                barrier.wait(timeout=10)
-                outcomes.append(role_member_sync(payload=user_role_data(user_system_role_id=9900 + n, role_id=800 + n)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+    in_lockstep(steps, lambda step: outcomes.append(step()))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
     assert outcomes.count(SyncOutcome.APPLIED) == 2 * rounds
     assert outcomes.count(SyncOutcome.DUPLICATE) == 2 * rounds
     assert Role.objects.filter(role_id__gte=900).count() == rounds

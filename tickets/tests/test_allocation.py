@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.services import Actor
 from role.services import role_member_sync
-from role.tests.factories import user_role_data
+from role.tests.factories import RoleFactory, user_role_data
 from task.models import Task, TaskItem
 from task.tests.factories import published_setup
+from tickets import services, tasks
 from tickets.models import AllocationState, Ticket
 from tickets.services import ticket_allocate
 from tickets.tasks import allocate_waiting_tickets_job, create_task_for_ticket_job, receive_ticket_job
@@ -98,6 +101,28 @@ def test_a_member_joining_the_role_wakes_the_waiting_ticket(tenant):
     assert TaskItem.objects.get(task__ticket=ticket).user_id == 77
 
 
+def test_waking_walks_past_tickets_that_still_cannot_be_allocated_to_the_ones_behind_them(tenant, monkeypatch):
+    # Pages of 3: the first two pages hold only tickets no workflow matches.
+    monkeypatch.setattr(tasks, "tickets_waiting", partial(services.tickets_waiting, limit=3))
+    setup = published_setup(tenant=tenant)
+    stuck = TicketFactory.create_batch(6, department="Nowhere", category="Nothing")
+    matching = [
+        TicketFactory.create(
+            department=setup.workflow.department,
+            category=setup.workflow.category,
+            sub_category=setup.workflow.sub_category,
+        )
+        for _ in range(2)
+    ]
+
+    assert allocate_waiting_tickets_job.apply(kwargs={"tenant_id": tenant.pk}).get() == 2
+
+    assert all(Task.objects.filter(ticket=ticket).exists() for ticket in matching)
+    assert set(Ticket.objects.filter(pk__in=[t.pk for t in stuck]).values_list("allocation_state", flat=True)) == {
+        AllocationState.UNALLOCATED
+    }
+
+
 def test_nothing_is_woken_when_no_ticket_waits(tenant):
     setup = published_setup(tenant=tenant)
 
@@ -171,7 +196,8 @@ def test_intake_runs_the_same_bounded_number_of_queries_however_many_workflows_a
     _intake_queries(small)
     small_count = _intake_queries(small)
 
-    # 19 more published workflows, and 50 members in each role the ticket touches.
+    # 19 more published workflows, 50 unrelated roles, and 50 members in each role the ticket touches.
+    RoleFactory.create_batch(50, tenant=tenant)
     for _ in range(19):
         publish = three_step_workflow(owner=small.owner, resolver=small.resolver)
         workflow_publish(workflow=publish, actor=Actor.system())

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from audit.models import AuditAction, AuditEvent
 from task.models import Task, TaskItem
@@ -19,6 +17,7 @@ from tickets.tasks import receive_ticket_job
 from tickets.tests.factories import example_ticket, ticket_data
 from workflow_api.core.inbound import InvalidMessage
 from workflow_api.core.models import InboundFailure, MessageCounter, OutboxMessage
+from workflow_api.testing.concurrency import in_lockstep
 
 pytestmark = pytest.mark.django_db
 
@@ -308,29 +307,11 @@ def test_an_intake_costs_a_small_bounded_number_of_queries(tenant, django_assert
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_receiving_the_same_new_tickets_at_once_store_each_once(postgres, tenant):
     rounds = 5
-    barrier = threading.Barrier(2)
     outcomes: list[ReceiveOutcome] = []
-    errors: list[BaseException] = []
     payloads = [ticket_data(ticket_number=f"TXRACE{n}") for n in range(rounds)]
 
-    def worker() -> None:
-        try:
-            for payload in payloads:
-                barrier.wait(timeout=10)
-                outcomes.append(ticket_receive(payload=payload).outcome)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+    in_lockstep(payloads, lambda payload: outcomes.append(ticket_receive(payload=payload).outcome))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
     assert sorted(outcomes) == sorted([ReceiveOutcome.CREATED, ReceiveOutcome.DUPLICATE] * rounds)
     assert Ticket.objects.count() == rounds
     assert set(Ticket.objects.values_list("delivery_count", flat=True)) == {2}
@@ -345,27 +326,9 @@ def test_two_workers_taking_the_same_matching_ticket_at_once_end_with_one_ticket
     routing = {"department": workflow.department, "category": workflow.category, "sub_category": workflow.sub_category}
     rounds = 5
     payloads = [ticket_data(ticket_number=f"TXBOTH{n}", **routing) for n in range(rounds)]
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            for payload in payloads:
-                barrier.wait(timeout=10)
-                receive_ticket_job.apply(args=[payload], throw=True)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+    in_lockstep(payloads, lambda payload: receive_ticket_job.apply(args=[payload], throw=True))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
     assert Ticket.objects.count() == rounds
     assert set(Ticket.objects.values_list("delivery_count", "allocation_state")) == {(2, AllocationState.ALLOCATED)}
     assert Task.objects.count() == rounds

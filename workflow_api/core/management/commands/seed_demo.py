@@ -24,8 +24,6 @@ from workflow_api.core.tenancy import default_tenant
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # a local demo login, printed for the person running `make run`
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
-DOCS_URL = "http://127.0.0.1:8000/api/v1/docs/"
 CREATED_AT = "2026-01-05T09:00:00+00:00"
 ASSIGNED_AT = "2026-01-06T09:00:00+00:00"
 
@@ -58,7 +56,15 @@ def _email(full_name: str) -> str:
 class Command(BaseCommand):
     help = "Create demo data (tenant, admin/admin superuser, roles, members, standard workflows). Safe to run again."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the service will answer, for the printed links (make run passes its HOST and PORT).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        base = options["base_url"].rstrip("/")
         tenant = default_tenant()
         admin_user, admin_created = self._ensure_admin()
         role_names = {role_id: name for role_id, name, _ in ROLES}
@@ -119,9 +125,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {role.name} (role_id {role.role_id}): {role.member_count} members")  # type: ignore[attr-defined]
         self.stdout.write("")
         self.stdout.write(
-            self.style.SUCCESS(f"Admin login: {ADMIN_URL}  user: {ADMIN_USERNAME}  password: {ADMIN_PASSWORD}")
+            self.style.SUCCESS(f"Admin login: {base}/admin/  user: {ADMIN_USERNAME}  password: {ADMIN_PASSWORD}")
         )
-        self.stdout.write(self.style.SUCCESS(f"API docs: {DOCS_URL}"))
+        self.stdout.write(self.style.SUCCESS(f"API docs: {base}/api/v1/docs/"))
 
     @staticmethod
     def _ensure_admin() -> tuple[Any, bool]:
