@@ -344,7 +344,8 @@ def bench_baseline(n: int, database_url: str, per_ticket: dict[str, int]) -> flo
     with psycopg.connect(database_url) as conn:
         # The engine also moves the round-robin pointer of each role it assigned from
         # (start step, ticket owners) and counts the message: those rows too.
-        pointers = [row[0] for row in conn.execute("SELECT id FROM role_roundrobinpointer ORDER BY id").fetchall()]
+        with conn.transaction():  # its own: a statement outside one would open a transaction for the whole loop
+            pointers = [row[0] for row in conn.execute("SELECT id FROM role_roundrobinpointer ORDER BY id")]
         began = time.perf_counter()
         for i in range(n):
             number = f"BL{i:08d}"
