@@ -208,18 +208,10 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "workflow_api.settings",
             "LOG_LEVEL": WORKER_LOG_LEVEL,
         }
+        from workflow_api.testing.worker import worker_argv
+
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workflow_api",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={concurrency}",
-                f"--hostname=bench-intake-{index}-{os.getpid()}@%h",
-            ],
+            worker_argv(concurrency=concurrency, hostname=f"bench-intake-{index}-{os.getpid()}@%h"),
             cwd=ROOT,
             env=env,
             stdout=self.log,

@@ -113,6 +113,27 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, interval:
     return value
 
 
+def worker_argv(*, concurrency: int, hostname: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The command `make worker` runs (celery worker, INFO, --concurrency), for this interpreter.
+
+    Used by the tests' worker harness and by benchmarks/bench_intake.py, so
+    both run the worker as it is deployed. `hostname` keeps concurrent
+    workers apart; `extra` adds options.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workflow_api",
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+        f"--hostname={hostname}",
+        *extra,
+    ]
+
+
 class WorkerProcess:
     def __init__(self, broker_url: str, *, concurrency: int = 1, extra_env: dict[str, str] | None = None) -> None:
         self.broker_url = broker_url
@@ -135,21 +156,12 @@ class WorkerProcess:
         }
         self._ready.clear()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workflow_api",
-                "worker",
-                "--loglevel=INFO",
-                f"--concurrency={self.concurrency}",
-                "--pool=prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
-            ],
+            worker_argv(
+                concurrency=self.concurrency,
+                hostname=f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                # Tests start and stop workers often; the cluster chatter only slows that down.
+                extra=("--pool=prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"),
+            ),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
