@@ -16,7 +16,9 @@ VERIFY_CHUNK_SIZE = 2000
 
 def audit_timeline(*, tenant: Tenant, target_type: str, target_id: str | int) -> QuerySet[AuditEvent]:
     """Every event about one object, oldest first."""
-    return AuditEvent.objects.filter(tenant=tenant, target_type=target_type, target_id=str(target_id)).order_by("id")
+    return (
+        AuditEvent.objects.for_tenant(tenant).filter(target_type=target_type, target_id=str(target_id)).order_by("id")
+    )
 
 
 class BreakKind(StrEnum):
@@ -73,7 +75,7 @@ def audit_chain_verify(*, tenant: Tenant | None = None) -> ChainVerification:
     """
     events = AuditEvent.objects.order_by("tenant_id", "id")
     if tenant is not None:
-        events = events.filter(tenant=tenant)
+        events = events.for_tenant(tenant)
     slugs = dict(Tenant.objects.values_list("id", "slug"))
 
     verified = 0

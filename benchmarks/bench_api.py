@@ -100,8 +100,8 @@ def _bench_version() -> Any:
         .select_related("current_version")
         .order_by("id")
     )
-    workflow = max(published, key=lambda w: len(w.current_version.definition["steps"]))
-    return workflow.current_version
+    versions = [workflow.current_version for workflow in published if workflow.current_version is not None]
+    return max(versions, key=lambda version: len(version.definition["steps"]))
 
 
 def _loaded(tenant_id: int, version_id: int, tasks: int, items: int) -> bool:

@@ -17,9 +17,8 @@ from workflow_api.core.models import Tenant
 def role_names_for_user(*, tenant: Tenant, user_id: int) -> list[str]:
     """Names of the live roles the user actively holds in the tenant."""
     return list(
-        RoleMember.objects.filter(
-            tenant=tenant, user_id=user_id, is_active=True, deleted_at__isnull=True, role__deleted_at__isnull=True
-        )
+        RoleMember.objects.for_tenant(tenant)
+        .filter(user_id=user_id, is_active=True, deleted_at__isnull=True, role__deleted_at__isnull=True)
         .values_list("role__name", flat=True)
         .distinct()
     )
@@ -30,7 +29,8 @@ def role_list(*, tenant: Tenant) -> QuerySet[Role]:
     `active_member_count` (live and active: the people work can be assigned to)."""
     live = Q(members__deleted_at__isnull=True)
     return (
-        Role.objects.filter(tenant=tenant, deleted_at__isnull=True)
+        Role.objects.for_tenant(tenant)
+        .filter(deleted_at__isnull=True)
         .annotate(
             member_count=Count("members", filter=live),
             active_member_count=Count("members", filter=live & Q(members__is_active=True)),
@@ -55,7 +55,8 @@ def round_robin_preview(*, tenant: Tenant, role_name: str) -> list[int] | None:
     so it is a preview, not a reservation.
     """
     role = (
-        Role.objects.filter(tenant=tenant, name=role_name, deleted_at__isnull=True)
+        Role.objects.for_tenant(tenant)
+        .filter(name=role_name, deleted_at__isnull=True)
         .order_by(F("role_id").asc(nulls_last=True), "id")
         .first()
     )

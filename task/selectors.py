@@ -27,7 +27,6 @@ from task.models import ACTIVE_ITEM_STATUSES, OPEN_STATUSES, Task, TaskItem, Tas
 from workflow.models import WorkflowVersion
 from workflow_api.core.auth import TokenUser
 from workflow_api.core.models import Tenant
-from workflow_api.core.tenancy import scope_to_tenant
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class StepRef:
 def _items_of(tenant: Tenant, user_id: int, *, active: bool) -> Exists:
     # The tenant too: an item is always of its task's tenant, and it lets the (tenant, user, status)
     # index find the caller's items by all three columns.
-    items = TaskItem.objects.filter(task=OuterRef("pk"), tenant=tenant, user_id=user_id)
+    items = TaskItem.objects.for_tenant(tenant).filter(task=OuterRef("pk"), user_id=user_id)
     if active:
         items = items.filter(status__in=ACTIVE_ITEM_STATUSES)
     return Exists(items)
@@ -64,7 +63,7 @@ def task_rows(queryset: QuerySet[Task]) -> QuerySet[Task]:
 
 def task_visible(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
     """The tenant's tasks the caller may see (see the module docstring), unordered rows."""
-    tasks = scope_to_tenant(Task.objects.all(), tenant)
+    tasks = Task.objects.for_tenant(tenant)
     if user.is_engine_admin:
         return tasks
     return tasks.filter(Q(ticket_owner_id=user.user_id) | _items_of(tenant, user.user_id, active=False))
@@ -77,13 +76,13 @@ def task_list_for_user(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
 
 def task_list_mine(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
     """Tasks where the caller holds an active (new, in_progress, on_hold) item, newest first (`task_rows`)."""
-    tasks = scope_to_tenant(Task.objects.all(), tenant)
+    tasks = Task.objects.for_tenant(tenant)
     return tasks.filter(_items_of(tenant, user.user_id, active=True)).order_by("-id")
 
 
 def task_list_owned(*, tenant: Tenant, user: TokenUser) -> QuerySet[Task]:
     """Tasks whose ticket owner is the caller, newest first (`task_rows`)."""
-    return scope_to_tenant(Task.objects.all(), tenant).filter(ticket_owner_id=user.user_id).order_by("-id")
+    return Task.objects.for_tenant(tenant).filter(ticket_owner_id=user.user_id).order_by("-id")
 
 
 # --- Filters the list offers (task.api.filters calls these) ---------------------------

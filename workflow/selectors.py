@@ -27,7 +27,7 @@ from workflow_api.core.models import Tenant
 
 
 def workflow_list(*, tenant: Tenant) -> QuerySet[Workflow]:
-    return Workflow.objects.filter(tenant=tenant, deleted_at__isnull=True).select_related("current_version")
+    return Workflow.objects.for_tenant(tenant).filter(deleted_at__isnull=True).select_related("current_version")
 
 
 def workflow_match(*, tenant: Tenant, department: str, category: str, sub_category: str | None) -> Workflow | None:
@@ -41,8 +41,8 @@ def workflow_match(*, tenant: Tenant, department: str, category: str, sub_catego
     """
     sub = normalise_key(sub_category)
     version = (
-        WorkflowVersion.objects.filter(
-            tenant=tenant,
+        WorkflowVersion.objects.for_tenant(tenant)
+        .filter(
             match_department=normalise_key(department),
             match_category=normalise_key(category),
             match_sub_category__in={sub, ""},

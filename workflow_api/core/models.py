@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Self, TypeVar
 
 from django.db import models
 from django.utils import timezone
@@ -22,8 +23,12 @@ class Tenant(models.Model):
         return self.name
 
 
-class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant: Tenant | int) -> TenantQuerySet:
+_M = TypeVar("_M", bound=models.Model)
+
+
+class TenantQuerySet(models.QuerySet[_M, _M]):
+    def for_tenant(self, tenant: Tenant | int) -> Self:
+        """The one rule that scopes domain rows to a tenant (selectors and API views go through it)."""
         return self.filter(tenant=tenant)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from workflow_api.core.models import Tenant
+from workflow_api.core.models import Tenant, TenantQuerySet
 
 
 class UnknownTenant(Exception):
@@ -30,7 +30,14 @@ def tenant_from_slug(slug: str | None) -> Tenant:
 
 
 def scope_to_tenant(queryset: QuerySet[Any], tenant: Tenant) -> QuerySet[Any]:
-    return queryset.filter(tenant=tenant)
+    """`queryset` limited to `tenant`'s rows, by TenantQuerySet.for_tenant, the one scoping rule.
+
+    Raises TypeError for a queryset of a model that is not tenant-owned, so
+    a view cannot silently serve rows it never scoped.
+    """
+    if not isinstance(queryset, TenantQuerySet):
+        raise TypeError(f"{queryset.model.__name__} rows are not tenant-owned (no TenantQuerySet)")
+    return queryset.for_tenant(tenant)
 
 
 class TenantScopedMixin:
