@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from role.models import Role, RoleMember, RoundRobinPointer
@@ -91,20 +91,16 @@ def live_roles_with_rotations(*, tenant_id: int, filter: Q) -> list[tuple[Role, 
     The same rotation `active_members` reads, for several roles at once (the
     task engine reads a step's role and the ticket owners' role together).
     """
-    memberships = Prefetch(
-        "members",
-        queryset=RoleMember.objects.filter(is_active=True, deleted_at__isnull=True).order_by("user_id", "id"),
-        to_attr="active_memberships",
+    roles = list(Role.objects.filter(filter, tenant_id=tenant_id, deleted_at__isnull=True).order_by("role_id", "id"))
+    rows: dict[int, list[tuple[int, str, str]]] = {role.pk: [] for role in roles}
+    memberships = (
+        RoleMember.objects.filter(role_id__in=list(rows), is_active=True, deleted_at__isnull=True)
+        .order_by("role_id", "user_id", "id")
+        .values_list("role_id", "user_id", "full_name", "email")
     )
-    roles = (
-        Role.objects.filter(filter, tenant_id=tenant_id, deleted_at__isnull=True)
-        .order_by("role_id", "id")
-        .prefetch_related(memberships)
-    )
-    return [
-        (role, _rotation((m.user_id, m.full_name, m.email) for m in role.active_memberships))  # type: ignore[attr-defined]
-        for role in roles
-    ]
+    for role_pk, user_id, full_name, email in memberships:
+        rows[role_pk].append((user_id, full_name, email))
+    return [(role, _rotation(rows[role.pk])) for role in roles]
 
 
 def _rotation(rows: Iterable[tuple[int, str, str]]) -> list[Member]:
