@@ -259,14 +259,15 @@ def _counts() -> dict[str, int]:
 def bench_engine(
     n: int, *, workers: int, concurrency: int, database_url: str, broker_url: str
 ) -> tuple[float, dict[str, int]]:
+    from workflow_api.testing.worker import wait_until
+
     log_dir = tempfile.mkdtemp(prefix="bench_intake_")
     running = [Worker(i, concurrency, database_url, broker_url, log_dir) for i in range(workers)]
     try:
-        deadline = time.monotonic() + 120
-        while not all(w.ready() for w in running):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"workers not ready within 120 s, logs in {log_dir}")
-            time.sleep(0.2)
+        try:
+            wait_until(lambda: all(w.ready() for w in running), timeout=120, interval=0.2)
+        except AssertionError as exc:
+            raise SystemExit(f"workers not ready within 120 s, logs in {log_dir}") from exc
         ctx = multiprocessing.get_context("spawn")
         started = ctx.Value("d", 0.0)
         publisher = ctx.Process(target=_publish, args=(broker_url, "BI", n, started))

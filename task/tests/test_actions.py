@@ -101,6 +101,14 @@ def with_escalation(setup: Setup, role: Role, *, step_key: str = "triage") -> No
     setup.workflow.refresh_from_db()
 
 
+def with_supervisors(setup: Setup, *user_ids: int, step_key: str = "triage") -> Role:
+    """A "Supervisor" role holding `user_ids` (501 if none), made the escalation role of `step_key`."""
+    supervisors = RoleFactory.create(tenant=setup.workflow.tenant, name="Supervisor")
+    members(supervisors, *(user_ids or (501,)))
+    with_escalation(setup, supervisors, step_key=step_key)
+    return supervisors
+
+
 # --- rules --------------------------------------------------------------------------------
 
 
@@ -238,9 +246,7 @@ def test_nobody_active_in_the_next_steps_role_is_no_assignee_and_nothing_moves(s
 
 def test_a_caller_who_handed_their_item_on_is_not_assigned_rather_than_told_the_task_moved(tenant: Tenant):
     setup = published_setup(tenant=tenant)
-    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
-    members(supervisors, 501)
-    with_escalation(setup, supervisors)
+    with_supervisors(setup)
     task = started(setup)
     escalating = holder(task)
     services.task_escalate(task_id=task.pk, user=caller(tenant, escalating), reason="help")
@@ -471,9 +477,7 @@ def test_the_stored_ticket_is_in_progress_from_the_first_transition_and_resolved
 
 def test_every_item_records_truthfully_why_its_holder_was_chosen(tenant: Tenant):
     setup = published_setup(tenant=tenant, owner_users=(101, 102, 103))
-    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
-    members(supervisors, 501, 502)
-    with_escalation(setup, supervisors)
+    with_supervisors(setup, 501, 502)
     task = started(setup)  # 101, by round-robin over the step's role
     admin = caller(tenant, 1, admin=True, name="Ada Admin")
     coordinator = caller(tenant, owner_of(task), name="Coord")
@@ -556,9 +560,7 @@ def test_a_status_change_needs_an_active_item_and_a_valid_status(setup: Setup):
 
 def test_escalation_hands_the_item_to_the_steps_escalation_role_with_the_contracts_notification(tenant: Tenant):
     setup = published_setup(tenant=tenant)
-    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
-    members(supervisors, 501)
-    with_escalation(setup, supervisors)
+    with_supervisors(setup)
     task = started(setup)
     escalating = holder(task)
     old = TaskItem.objects.get(task=task)

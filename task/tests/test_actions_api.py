@@ -12,11 +12,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
 from role.models import RoleMember
-from role.tests.factories import RoleFactory
 from task import services
 from task.models import ItemStatus, Task, TaskItem, TaskStatus
 from task.rules import transitions_of
-from task.tests.factories import Setup, members, published_setup
+from task.tests.factories import Setup, published_setup
 from task.tests.test_actions import (
     ESCALATION,
     STATUS,
@@ -28,7 +27,7 @@ from task.tests.test_actions import (
     state,
     the_ticket,
     tid,
-    with_escalation,
+    with_supervisors,
 )
 from workflow_api.core.errors import ApiError
 from workflow_api.core.models import OutboxMessage, Tenant
@@ -239,9 +238,7 @@ def test_a_running_task_keeps_the_transitions_of_its_own_version_after_the_graph
 
 def test_the_other_actions_through_the_api(tenant: Tenant):
     setup = published_setup(tenant=tenant)
-    supervisors = RoleFactory.create(tenant=tenant, name="Supervisor")
-    members(supervisors, 501)
-    with_escalation(setup, supervisors)
+    with_supervisors(setup)
     task = started(setup)
     assignee = holder(task)
     admin = client_for(1, admin=True)
