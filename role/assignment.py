@@ -130,25 +130,51 @@ def round_robin_next(*, role: Role, count: int = 1, members: Sequence[Member] | 
     has read them already. Raises ValueError when `count` < 1. Locking and
     queries: see the module docstring.
     """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, not {count}")
+    return round_robin_next_many(role=role, counts=[count], members=members)[0]
+
+
+def round_robin_next_many(
+    *, role: Role, counts: Sequence[int], members: Sequence[Member] | None = None
+) -> list[list[Assignee]]:
+    """`round_robin_next` for several pieces of work at once, one pointer move for all of them.
+
+    Piece i gets the next `counts[i]` members (at most one each) after piece
+    i - 1's, exactly what calling `round_robin_next` once per piece in order
+    would hand out, with one locking upsert instead of one per piece.
+    """
+    if any(count < 1 for count in counts):
+        raise ValueError(f"every count must be at least 1, not {list(counts)}")
     if members is None:
         members = active_members(role=role)
-    if not members:
-        return []
-    taken = min(count, len(members))
+    if not members or not counts:
+        return [[] for _ in counts]
+    size = len(members)
+    taken = [min(count, size) for count in counts]
     with transaction.atomic(savepoint=False):
-        last = _pointer_advance(role, members, taken)
-    end = next(m.position for m in members if m.user_id == last)
-    chosen = [members[(end - taken + 1 + i) % len(members)] for i in range(taken)]
-    return [
-        Assignee(user_id=m.user_id, full_name=m.full_name, email=m.email, strategy="round_robin", position=m.position)
-        for m in chosen
-    ]
+        last = _pointer_advance(role, members, sum(taken))
+    # The pieces are consecutive in the rotation and the last one ends on `last`.
+    cursor = next(m.position for m in members if m.user_id == last) - sum(taken) + 1
+    pieces: list[list[Assignee]] = []
+    for n in taken:
+        chosen = [members[(cursor + i) % size] for i in range(n)]
+        cursor += n
+        pieces.append(
+            [
+                Assignee(
+                    user_id=m.user_id,
+                    full_name=m.full_name,
+                    email=m.email,
+                    strategy="round_robin",
+                    position=m.position,
+                )
+                for m in chosen
+            ]
+        )
+    return pieces
 
 
 def _pointer_advance(role: Role, members: Sequence[Member], taken: int) -> int:
-    """Move `role`'s pointer `taken` members on along `members` (by user id); returns the new last user id.
+    """Move `role`'s pointer `taken` members on along `members` (by user id, wrapping); returns the new last user id.
 
     On PostgreSQL one locking upsert computes the move from the committed
     pointer: INSERT ... ON CONFLICT DO UPDATE waits for a transaction that
@@ -160,7 +186,7 @@ def _pointer_advance(role: Role, members: Sequence[Member], taken: int) -> int:
     ids = [m.user_id for m in members]
     if connection.vendor != "postgresql":
         pointer_id, last_user_id = _pointer_lock(role)
-        new_last = rotation_order(members, last_user_id)[taken - 1].user_id
+        new_last = rotation_order(members, last_user_id)[(taken - 1) % len(members)].user_id
         _pointer_move(pointer_id, new_last)
         return new_last
     table = connection.ops.quote_name(RoundRobinPointer._meta.db_table)
@@ -175,7 +201,7 @@ def _pointer_advance(role: Role, members: Sequence[Member], taken: int) -> int:
             "(%s::bigint[])[(((SELECT count(*) FROM unnest(%s::bigint[]) AS member WHERE "
             "member <= pointer.last_user_id) %% %s) + %s - 1) %% %s + 1] "
             "RETURNING last_user_id",
-            [role.tenant_id, role.pk, ids[taken - 1], now, ids, ids, len(ids), taken, len(ids)],
+            [role.tenant_id, role.pk, ids[(taken - 1) % len(ids)], now, ids, ids, len(ids), taken, len(ids)],
         )
         (new_last,) = cursor.fetchone()
     return int(new_last)

@@ -11,6 +11,7 @@ raises NotAllocatable with the reason and writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +23,14 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import Actor, audit_append
-from role.assignment import Assignee, Member, least_loaded_next, live_roles_with_rotations, round_robin_next
+from role.assignment import (
+    Assignee,
+    Member,
+    least_loaded_next,
+    live_roles_with_rotations,
+    round_robin_next,
+    round_robin_next_many,
+)
 from role.models import Role, RoleMember
 from task.models import (
     ACTIVE_ITEM_STATUSES,
@@ -35,10 +43,10 @@ from task.models import (
     TaskStatus,
 )
 from task.rules import is_end_step, step_of, transition_by_id
-from workflow.models import WorkflowVersion
+from workflow.models import Workflow, WorkflowVersion
 from workflow.selectors import workflow_match
 from workflow_api.core.errors import ApiError, ErrorCode
-from workflow_api.core.outbox import outbox_enqueue
+from workflow_api.core.outbox import OutboundMessage, outbox_enqueue, outbox_enqueue_many
 
 if TYPE_CHECKING:
     from tickets.models import Ticket
@@ -79,17 +87,32 @@ def _pick(role: Role, step: dict[str, Any], members: list[Member] | None = None)
     """The step's assignees from `role` by the step's strategy; `members` when the caller has read them."""
     count = step.get("assignment", {}).get("count", 1)
     if step.get("assignment", {}).get("strategy") == "least_loaded":
-
-        def open_counts() -> dict[int, int]:
-            return dict(
-                TaskItem.objects.filter(tenant_id=role.tenant_id, role=role, status__in=ACTIVE_ITEM_STATUSES)
-                .values_list("user_id")
-                .annotate(n=Count("id"))
-                .values_list("user_id", "n")
-            )
-
-        return least_loaded_next(role=role, count=count, open_counts=open_counts)
+        return _least_loaded(role, count)
     return round_robin_next(role=role, count=count, members=members)
+
+
+def _least_loaded(role: Role, count: int) -> list[Assignee]:
+    def open_counts() -> dict[int, int]:
+        return dict(
+            TaskItem.objects.filter(tenant_id=role.tenant_id, role=role, status__in=ACTIVE_ITEM_STATUSES)
+            .values_list("user_id")
+            .annotate(n=Count("id"))
+            .values_list("user_id", "n")
+        )
+
+    return least_loaded_next(role=role, count=count, open_counts=open_counts)
+
+
+@dataclass(frozen=True)
+class ItemsFor:
+    """New items to create on one task's step, for `items_assign_many`."""
+
+    task: Task
+    step: dict[str, Any]
+    role: Role
+    assignees: list[Assignee]
+    ticket_number: str
+    title: str
 
 
 def items_assign(
@@ -104,33 +127,44 @@ def items_assign(
     title: str,
 ) -> list[TaskItem]:
     """Create `new` items for the assignees on `step`, their history, and their notifications."""
+    work = ItemsFor(task=task, step=step, role=role, assignees=assignees, ticket_number=ticket_number, title=title)
+    return items_assign_many(work=[work], origin=origin, actor=actor)[0]
+
+
+def items_assign_many(*, work: Sequence[ItemsFor], origin: ItemOrigin, actor: Actor) -> list[list[TaskItem]]:
+    """`items_assign` for several tasks at once: one INSERT each for the items, their history and notifications."""
     now = timezone.now()
-    target = item_target(version=task.workflow_version, step_key=step["key"], priority=task.priority, assigned_on=now)
-    items = TaskItem.objects.bulk_create(
-        [
-            TaskItem(
-                tenant_id=task.tenant_id,
-                task=task,
-                step_key=step["key"],
-                step_name=step["name"],
-                role=role,
-                role_name=role.name,
-                user_id=assignee.user_id,
-                user_name=assignee.full_name,
-                user_email=assignee.email,
-                status=ItemStatus.NEW,
-                origin=origin,
-                assigned_on=now,
-                target_resolution=target,
-                assignment_reason=assignee.reason,
-            )
-            for assignee in assignees
-        ]
-    )
+    groups: list[list[TaskItem]] = []
+    for w in work:
+        version, priority = w.task.workflow_version, w.task.priority
+        target = item_target(version=version, step_key=w.step["key"], priority=priority, assigned_on=now)
+        groups.append(
+            [
+                TaskItem(
+                    tenant_id=w.task.tenant_id,
+                    task=w.task,
+                    step_key=w.step["key"],
+                    step_name=w.step["name"],
+                    role=w.role,
+                    role_name=w.role.name,
+                    user_id=assignee.user_id,
+                    user_name=assignee.full_name,
+                    user_email=assignee.email,
+                    status=ItemStatus.NEW,
+                    origin=origin,
+                    assigned_on=now,
+                    target_resolution=target,
+                    assignment_reason=assignee.reason,
+                )
+                for assignee in w.assignees
+            ]
+        )
+    # bulk_create sets each item's pk in place, so the groups see them.
+    items = TaskItem.objects.bulk_create([item for group in groups for item in group])
     TaskItemHistory.objects.bulk_create(
         [
             TaskItemHistory(
-                tenant_id=task.tenant_id,
+                tenant_id=item.tenant_id,
                 item=item,
                 status=ItemStatus.NEW,
                 at=now,
@@ -140,20 +174,39 @@ def items_assign(
             for item in items
         ]
     )
-    for item in items:
-        outbox_enqueue(
-            task_name="notifications.send_assignment_notification",
-            args=[item.user_id, ticket_number, title, role.name],
-            tenant=task.tenant,
-            dedupe_key=f"assignment:{item.pk}",
-        )
-    return items
+    outbox_enqueue_many(
+        task_name="notifications.send_assignment_notification",
+        messages=[
+            OutboundMessage(
+                args=[item.user_id, w.ticket_number, w.title, w.role.name],
+                tenant=w.task.tenant,
+                dedupe_key=f"assignment:{item.pk}",
+            )
+            for w, group in zip(work, groups, strict=True)
+            for item in group
+        ],
+    )
+    return groups
 
 
 @dataclass(frozen=True)
 class StartedTask:
     task: Task
     items: list[TaskItem]
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What a ticket's task will start with, read before anything is written."""
+
+    ticket: Ticket
+    workflow: Workflow
+    version: WorkflowVersion
+    step: dict[str, Any]
+    role: Role
+    members: list[Member]
+    owner_role: Role | None
+    owner_members: list[Member]
 
 
 def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
@@ -164,75 +217,189 @@ def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
     moved after the reads, so they stay locked only for the inserts that
     follow and the caller's commit.
     """
-    workflow = workflow_match(
-        tenant=ticket.tenant,
-        department=ticket.department,
-        category=ticket.category,
-        sub_category=ticket.sub_category,
-    )
-    if workflow is None:
-        raise NotAllocatable(
-            f"no published workflow matches {ticket.department!r} / {ticket.category!r} / {ticket.sub_category!r}"
-        )
-    version = workflow.current_version
-    assert version is not None
-    start = next(step for step in version.definition["steps"] if step["is_start"])
-    # The step's role and the ticket owners' role (Ticket Coordinator), read together.
-    start_role_pk = start["role"]["id"] if start["role"] else None
-    roles = live_roles_with_rotations(
-        tenant_id=ticket.tenant_id, filter=Q(pk=start_role_pk) | Q(name__iexact=TICKET_OWNER_ROLE)
-    )
-    role, members = next(((r, m) for r, m in roles if r.pk == start_role_pk), (None, []))
-    if role is None:
-        raise NotAllocatable(f"the role of step {start['name']!r} no longer exists")
-    if not members:
-        raise NotAllocatable(f"nobody active holds the role {role.name!r} (step {start['name']!r})")
-    owner_role, owner_members = next(
-        ((r, m) for r, m in roles if r.name.casefold() == TICKET_OWNER_ROLE.casefold()), (None, [])
-    )
+    (started,) = task_start_for_tickets(tickets=[ticket], actor=actor)
+    if isinstance(started, NotAllocatable):
+        raise started
+    return started
 
+
+def task_start_for_tickets(
+    *, tickets: Sequence[Ticket], actor: Actor, correlation_ids: Mapping[int, str] | None = None
+) -> list[StartedTask | NotAllocatable]:
+    """`task_start_for_ticket` for several tickets in one go: a StartedTask or the NotAllocatable, in order.
+
+    The same tasks, items and rotation as starting them one after the other,
+    for a bounded number of queries whatever the number of tickets: one
+    workflow match per distinct routing, one read of the roles per tenant,
+    one pointer move per role (pointers locked in role order, so two callers
+    cannot deadlock), one INSERT each for the tasks, items, history and
+    notifications. `correlation_ids` (ticket pk -> message id) marks each
+    task's audit row with the message that caused it.
+    """
+    plans = _start_plans(tickets)
+    starts = [plan for plan in plans if isinstance(plan, _Start)]
+    if not starts:
+        return [plan for plan in plans if isinstance(plan, NotAllocatable)]
     with transaction.atomic(savepoint=False):
-        assignees = _pick(role, start, members)
-        # An empty (or missing) coordinator role leaves the task without an owner.
-        owners = round_robin_next(role=owner_role, members=owner_members) if owner_role and owner_members else []
-        owner = owners[0] if owners else None
-        task = Task.objects.create(
-            tenant=ticket.tenant,
-            ticket=ticket,
-            workflow=workflow,
-            workflow_version=version,
-            current_step_key=start["key"],
-            priority=ticket.priority,
-            ticket_owner_id=owner.user_id if owner else None,
-            ticket_owner_name=owner.full_name if owner else "",
-            target_resolution=ticket.received_at + sla_for(version, ticket.priority),
+        assignees, owners = _assign(starts)
+        tasks = Task.objects.bulk_create(
+            [
+                Task(
+                    tenant=start.ticket.tenant,
+                    ticket=start.ticket,
+                    workflow=start.workflow,
+                    workflow_version=start.version,
+                    current_step_key=start.step["key"],
+                    priority=start.ticket.priority,
+                    ticket_owner_id=owner.user_id if owner else None,
+                    ticket_owner_name=owner.full_name if owner else "",
+                    target_resolution=start.ticket.received_at + sla_for(start.version, start.ticket.priority),
+                )
+                for start, owner in zip(starts, owners, strict=True)
+            ]
         )
-        items = items_assign(
-            task=task,
-            step=start,
-            role=role,
-            assignees=assignees,
+        items = items_assign_many(
+            work=[
+                ItemsFor(
+                    task=task,
+                    step=start.step,
+                    role=start.role,
+                    assignees=chosen,
+                    ticket_number=start.ticket.ticket_number,
+                    title=start.ticket.subject,
+                )
+                for start, task, chosen in zip(starts, tasks, assignees, strict=True)
+            ],
             origin=ItemOrigin.SYSTEM,
             actor=actor,
-            ticket_number=ticket.ticket_number,
-            title=ticket.subject,
         )
-        audit_append(
-            tenant=ticket.tenant,
-            actor=actor,
-            action=AuditAction.TASK_CREATED,
-            target_type="task",
-            target_id=task.pk,
-            target_display=f"{ticket.ticket_number} {ticket.subject}"[:255],
-            changes={
-                "workflow": [None, workflow.name],
-                "workflow_version": [None, version.number],
-                "step": [None, start["key"]],
-                "assignees": [None, [item.user_id for item in items]],
-                "ticket_owner": [None, task.ticket_owner_id],
-            },
+        for start, task, task_items in zip(starts, tasks, items, strict=True):
+            audit_append(
+                tenant=start.ticket.tenant,
+                actor=actor,
+                action=AuditAction.TASK_CREATED,
+                target_type="task",
+                target_id=task.pk,
+                target_display=f"{start.ticket.ticket_number} {start.ticket.subject}"[:255],
+                changes={
+                    "workflow": [None, start.workflow.name],
+                    "workflow_version": [None, start.version.number],
+                    "step": [None, start.step["key"]],
+                    "assignees": [None, [item.user_id for item in task_items]],
+                    "ticket_owner": [None, task.ticket_owner_id],
+                },
+                correlation_id=(correlation_ids or {}).get(start.ticket.pk) or None,
+            )
+    started = iter(StartedTask(task=task, items=task_items) for task, task_items in zip(tasks, items, strict=True))
+    return [next(started) if isinstance(plan, _Start) else plan for plan in plans]
+
+
+def _start_plans(tickets: Sequence[Ticket]) -> list[_Start | NotAllocatable]:
+    """Each ticket's workflow, start step and roles, or why it cannot start. Reads only."""
+    matches: dict[tuple[int, str, str, str], Workflow | None] = {}
+    for ticket in tickets:
+        key = (ticket.tenant_id, ticket.department, ticket.category, ticket.sub_category)
+        if key not in matches:
+            matches[key] = workflow_match(
+                tenant=ticket.tenant,
+                department=ticket.department,
+                category=ticket.category,
+                sub_category=ticket.sub_category,
+            )
+    start_steps = {
+        workflow.pk: next(step for step in workflow.current_version.definition["steps"] if step["is_start"])
+        for workflow in matches.values()
+        if workflow is not None and workflow.current_version is not None
+    }
+    # The start steps' roles and the ticket owners' role (Ticket Coordinator), read together, per tenant.
+    role_pks: dict[int, set[int]] = {}
+    for (tenant_id, *_), workflow in matches.items():
+        if workflow is not None:
+            step_role = start_steps[workflow.pk]["role"]
+            role_pks.setdefault(tenant_id, set()).update([step_role["id"]] if step_role else [])
+    rotations = {
+        tenant_id: live_roles_with_rotations(
+            tenant_id=tenant_id, filter=Q(pk__in=sorted(pks)) | Q(name__iexact=TICKET_OWNER_ROLE)
         )
-    return StartedTask(task=task, items=items)
+        for tenant_id, pks in role_pks.items()
+    }
+    plans: list[_Start | NotAllocatable] = []
+    for ticket in tickets:
+        workflow = matches[(ticket.tenant_id, ticket.department, ticket.category, ticket.sub_category)]
+        if workflow is None:
+            plans.append(
+                NotAllocatable(
+                    f"no published workflow matches {ticket.department!r} / {ticket.category!r} / "
+                    f"{ticket.sub_category!r}"
+                )
+            )
+            continue
+        version = workflow.current_version
+        assert version is not None
+        start = start_steps[workflow.pk]
+        roles = rotations[ticket.tenant_id]
+        start_role_pk = start["role"]["id"] if start["role"] else None
+        role, members = next(((r, m) for r, m in roles if r.pk == start_role_pk), (None, []))
+        if role is None:
+            plans.append(NotAllocatable(f"the role of step {start['name']!r} no longer exists"))
+            continue
+        if not members:
+            plans.append(NotAllocatable(f"nobody active holds the role {role.name!r} (step {start['name']!r})"))
+            continue
+        owner_role, owner_members = next(
+            ((r, m) for r, m in roles if r.name.casefold() == TICKET_OWNER_ROLE.casefold()), (None, [])
+        )
+        plans.append(
+            _Start(
+                ticket=ticket,
+                workflow=workflow,
+                version=version,
+                step=start,
+                role=role,
+                members=members,
+                owner_role=owner_role,
+                owner_members=owner_members,
+            )
+        )
+    return plans
+
+
+def _assign(starts: Sequence[_Start]) -> tuple[list[list[Assignee]], list[Assignee | None]]:
+    """Each start's step assignees and ticket owner (None when the coordinator role is empty or missing).
+
+    Hands out what starting the tasks one after the other would (per task:
+    the step's assignees, then its owner), with one pointer move per role;
+    roles are taken in pk order, so concurrent callers lock pointers in the
+    same order.
+    """
+    assignees: list[list[Assignee]] = [[] for _ in starts]
+    owners: list[Assignee | None] = [None for _ in starts]
+    # role pk -> (role, members, [(start index, "step" | "owner", count)]), demands in task order.
+    demands: dict[int, tuple[Role, list[Member], list[tuple[int, str, int]]]] = {}
+    least_loaded: list[tuple[int, int]] = []
+    for index, start in enumerate(starts):
+        assignment = start.step.get("assignment", {})
+        count = assignment.get("count", 1)
+        if assignment.get("strategy") == "least_loaded":
+            least_loaded.append((index, count))
+        else:
+            demands.setdefault(start.role.pk, (start.role, start.members, []))[2].append((index, "step", count))
+        if start.owner_role is not None and start.owner_members:
+            entry = demands.setdefault(start.owner_role.pk, (start.owner_role, start.owner_members, []))
+            entry[2].append((index, "owner", 1))
+    for role_pk in sorted({*demands, *(starts[index].role.pk for index, _ in least_loaded)}):
+        if role_pk in demands:
+            role, members, wanted = demands[role_pk]
+            pieces = round_robin_next_many(role=role, counts=[count for _, _, count in wanted], members=members)
+            for (index, kind, _), piece in zip(wanted, pieces, strict=True):
+                if kind == "step":
+                    assignees[index] = piece
+                else:
+                    owners[index] = piece[0] if piece else None
+        for index, count in least_loaded:
+            if starts[index].role.pk == role_pk:
+                assignees[index] = _least_loaded(starts[index].role, count)
+    return assignees, owners
 
 
 # --- Acting on a task: transition, item status, escalate, transfer, assign, cancel ---------------

@@ -35,6 +35,7 @@ duplicates are normal and delivery is at-least-once and unordered
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -272,35 +273,108 @@ def ticket_intake(
 ) -> IntakeResult:
     """Receive a ticket and, if it is not allocated yet, allocate it: one transaction. Idempotent.
 
-    What `receive_ticket` and `POST /api/v1/tickets/` do. Receiving is
-    `ticket_receive`'s rules; allocation is `ticket_allocate`'s, on the
-    ticket row this transaction already holds locked. Everything — the
-    ticket, the task, its items, history, audit and outbox rows and, with
-    `counter` (the inbound task name), the MessageCounter rows — commits
-    together or not at all, so a worker killed anywhere leaves either nothing
-    (the message is redelivered and starts over) or everything (a redelivery
-    is a duplicate and allocates nothing more). A ticket that cannot be
-    allocated is stored anyway, marked `unallocated` with the reason.
+    What `POST /api/v1/tickets/` does, and `receive_ticket` for each batch of
+    messages (`tickets_intake`). Receiving is `ticket_receive`'s rules;
+    allocation is `ticket_allocate`'s, on the ticket row this transaction
+    already holds locked. Everything — the ticket, the task, its items,
+    history, audit and outbox rows and, with `counter` (the inbound task
+    name), the MessageCounter rows — commits together or not at all, so a
+    worker killed anywhere leaves either nothing (the message is redelivered
+    and starts over) or everything (a redelivery is a duplicate and
+    allocates nothing more). A ticket that cannot be allocated is stored
+    anyway, marked `unallocated` with the reason.
 
     The order keeps the locks other workers wait for short: the rows of
     this ticket first, then (in allocation) the round-robin pointers, then,
     in one batch at the end, the tenant's audit chain and the counters.
     Raises InvalidTicket / InvalidMessage before writing anything.
     """
-    data = ticket_data_parse(payload, tenant=tenant)
-    if tenant is None:
-        tenant = _tenant(payload)
-    actor = actor or Actor.system()
-    with transaction.atomic():
-        with audit_batch():
-            received = _receive(tenant=tenant, data=data, actor=actor, message_id=message_id)
-            allocation = None
-            if not received.ticket.is_allocated:
-                allocation = _allocate_locked(ticket=received.ticket, actor=actor)
-        result = IntakeResult(received=received, allocation=allocation)
-        if counter is not None:
-            message_count(task_name=counter, outcome=result.outcomes)
+    (result,) = tickets_intake(
+        messages=[IntakeMessage(payload=payload, message_id=message_id)], tenant=tenant, actor=actor, counter=counter
+    )
+    if isinstance(result, InvalidMessage):
+        raise result
     return result
+
+
+@dataclass(frozen=True)
+class IntakeMessage:
+    """One delivered `ticket_data` and the id of the message that carried it."""
+
+    payload: Any
+    message_id: str = ""
+
+
+def tickets_intake(
+    *,
+    messages: Sequence[IntakeMessage],
+    tenant: Tenant | None = None,
+    actor: Actor | None = None,
+    counter: str | None = None,
+) -> list[IntakeResult | InvalidMessage]:
+    """`ticket_intake` for a batch of messages, in ONE transaction: a result, or the InvalidMessage, for each.
+
+    A message that is not valid is returned as its InvalidTicket /
+    InvalidMessage and writes nothing; the others commit together, with
+    what each would have done alone: deliveries of one ticket in the batch
+    apply in their order (the first creates it, the next refresh or count
+    as duplicates), and each ticket not yet allocated is allocated once,
+    from its newest delivery, after all of them (`_allocate_many_locked`:
+    a bounded number of queries for the whole batch). Tickets are locked
+    in (tenant, number) order, so two batches sharing tickets cannot
+    deadlock. Raises whatever the database raises; the transaction has
+    then rolled back and nothing of the batch is written.
+    """
+    actor = actor or Actor.system()
+    results: list[IntakeResult | InvalidMessage | None] = [None] * len(messages)
+    tenants: dict[Any, Tenant] = {}
+    valid: list[tuple[int, Tenant, TicketData, str]] = []
+    for index, message in enumerate(messages):
+        try:
+            data = ticket_data_parse(message.payload, tenant=tenant)
+            owner = tenant or _tenant_of(message.payload, tenants)
+        except InvalidMessage as exc:
+            results[index] = exc
+            continue
+        valid.append((index, owner, data, message.message_id))
+    # Stable: deliveries of one ticket keep their order.
+    valid.sort(key=lambda entry: (entry[1].pk, entry[2].ticket_number))
+    if valid:
+        with transaction.atomic():
+            with audit_batch():
+                received = {
+                    index: _receive(tenant=owner, data=data, actor=actor, message_id=message_id)
+                    for index, owner, data, message_id in valid
+                }
+                # Each ticket still to allocate once, as its last delivery in the batch left it.
+                last_delivery = {received[index].ticket.pk: index for index, *_ in valid}
+                waiting = [
+                    (index, received[index].ticket)
+                    for index in last_delivery.values()
+                    if not received[index].ticket.is_allocated
+                ]
+                allocations = _allocate_many_locked(
+                    tickets=[ticket for _, ticket in waiting],
+                    actor=actor,
+                    correlation_ids={ticket.pk: messages[index].message_id for index, ticket in waiting},
+                )
+                allocated = {index: allocation for (index, _), allocation in zip(waiting, allocations, strict=True)}
+            for index, *_ in valid:
+                results[index] = IntakeResult(received=received[index], allocation=allocated.get(index))
+            if counter is not None:
+                outcomes = [outcome for r in results if isinstance(r, IntakeResult) for outcome in r.outcomes]
+                message_count(task_name=counter, outcome=outcomes)
+    return [result for result in results if result is not None]
+
+
+def _tenant_of(payload: dict[str, Any], known: dict[Any, Tenant]) -> Tenant:
+    """`_tenant`, remembering the tenants a batch has looked up already."""
+    slug = payload.get("tenant")
+    if not isinstance(slug, str | None):
+        return _tenant(payload)
+    if slug not in known:
+        known[slug] = _tenant(payload)
+    return known[slug]
 
 
 def _receive(*, tenant: Tenant, data: TicketData, actor: Actor, message_id: str) -> ReceiveResult:
@@ -467,35 +541,70 @@ def ticket_allocate(*, ticket_id: int, actor: Actor | None = None, counter: str 
 
 def _allocate_locked(*, ticket: Ticket, actor: Actor) -> AllocationResult:
     """Allocation of a ticket the caller's transaction has locked (see ticket_allocate)."""
-    from task.services import NotAllocatable, task_start_for_ticket
+    (result,) = _allocate_many_locked(tickets=[ticket], actor=actor)
+    return result
 
-    if ticket.allocation_state == AllocationState.ALLOCATED:
-        return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
-    try:
-        # Raises NotAllocatable before writing anything, so no savepoint is needed.
-        started = task_start_for_ticket(ticket=ticket, actor=actor)
-    except NotAllocatable as refused:
-        if (ticket.allocation_state, ticket.allocation_reason) != (AllocationState.UNALLOCATED, refused.reason):
-            before = {"allocation_state": ticket.allocation_state, "allocation_reason": ticket.allocation_reason}
-            ticket.allocation_state = AllocationState.UNALLOCATED
-            ticket.allocation_reason = refused.reason
-            ticket.save(update_fields=["allocation_state", "allocation_reason"])
-            audit_append(
-                tenant=ticket.tenant,
-                actor=actor,
-                action=AuditAction.TICKET_UNALLOCATED,
-                target_type="ticket",
-                target_id=ticket.ticket_number,
-                target_display=ticket.subject[:255],
-                changes=diff(
-                    before, {"allocation_state": ticket.allocation_state, "allocation_reason": refused.reason}
-                ),
+
+def _allocate_many_locked(
+    *, tickets: Sequence[Ticket], actor: Actor, correlation_ids: Mapping[int, str] | None = None
+) -> list[AllocationResult]:
+    """Allocation of tickets (each once) the caller's transaction has locked, in one go; results in order.
+
+    The tasks start together (task.services.task_start_for_tickets); the
+    allocated tickets are marked in one UPDATE; each refused one is marked
+    `unallocated` with its reason (and audited) unless it already was, for
+    the same reason. `correlation_ids` (ticket pk -> message id) marks their
+    audit rows with the message that caused them.
+    """
+    from task.services import NotAllocatable, task_start_for_tickets
+
+    correlation_ids = correlation_ids or {}
+    results: dict[int, AllocationResult] = {}
+    pending = []
+    for ticket in tickets:
+        if ticket.allocation_state == AllocationState.ALLOCATED:
+            results[ticket.pk] = AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALREADY_ALLOCATED)
+        else:
+            pending.append(ticket)
+    # Refusals only read, so no savepoint is needed.
+    starts = task_start_for_tickets(tickets=pending, actor=actor, correlation_ids=correlation_ids) if pending else []
+    allocated = []
+    for ticket, started in zip(pending, starts, strict=True):
+        if isinstance(started, NotAllocatable):
+            _mark_unallocated(ticket, started.reason, actor=actor, correlation_id=correlation_ids.get(ticket.pk))
+            results[ticket.pk] = AllocationResult(ticket=ticket, outcome=AllocationOutcome.UNALLOCATED)
+        else:
+            allocated.append(ticket)
+            results[ticket.pk] = AllocationResult(
+                ticket=ticket, outcome=AllocationOutcome.ALLOCATED, task_id=started.task.pk
             )
-        return AllocationResult(ticket=ticket, outcome=AllocationOutcome.UNALLOCATED)
-    ticket.allocation_state = AllocationState.ALLOCATED
-    ticket.allocation_reason = None
+    if allocated:
+        Ticket.objects.filter(pk__in=[ticket.pk for ticket in allocated]).update(
+            allocation_state=AllocationState.ALLOCATED, allocation_reason=None
+        )
+        for ticket in allocated:
+            ticket.allocation_state = AllocationState.ALLOCATED
+            ticket.allocation_reason = None
+    return [results[ticket.pk] for ticket in tickets]
+
+
+def _mark_unallocated(ticket: Ticket, reason: str, *, actor: Actor, correlation_id: str | None) -> None:
+    if (ticket.allocation_state, ticket.allocation_reason) == (AllocationState.UNALLOCATED, reason):
+        return
+    before = {"allocation_state": ticket.allocation_state, "allocation_reason": ticket.allocation_reason}
+    ticket.allocation_state = AllocationState.UNALLOCATED
+    ticket.allocation_reason = reason
     ticket.save(update_fields=["allocation_state", "allocation_reason"])
-    return AllocationResult(ticket=ticket, outcome=AllocationOutcome.ALLOCATED, task_id=started.task.pk)
+    audit_append(
+        tenant=ticket.tenant,
+        actor=actor,
+        action=AuditAction.TICKET_UNALLOCATED,
+        target_type="ticket",
+        target_id=ticket.ticket_number,
+        target_display=ticket.subject[:255],
+        changes=diff(before, {"allocation_state": ticket.allocation_state, "allocation_reason": reason}),
+        correlation_id=correlation_id or None,
+    )
 
 
 def tickets_waiting(*, tenant_id: int | None = None, after_id: int = 0, limit: int = 500) -> list[int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,6 +73,27 @@ def outbox_enqueue(
     `dedupe_key` adds nothing (one cause, one message). The queue defaults to
     the contract's route for `task_name` (KeyError for a task with no route).
     """
+    outbox_enqueue_many(
+        task_name=task_name,
+        queue=queue,
+        messages=[OutboundMessage(args=args, kwargs=kwargs, tenant=tenant, dedupe_key=dedupe_key)],
+    )
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message for `outbox_enqueue_many`: its arguments, tenant and dedupe key (see `outbox_enqueue`)."""
+
+    args: list[Any] | tuple[Any, ...] = ()
+    kwargs: dict[str, Any] | None = None
+    tenant: Tenant | None = None
+    dedupe_key: str | None = None
+
+
+def outbox_enqueue_many(*, task_name: str, messages: Sequence[OutboundMessage], queue: str | None = None) -> None:
+    """`outbox_enqueue` for several messages of one task, in one INSERT (in this order)."""
+    if not messages:
+        return
     if queue is None:
         from workflow_api.core.messaging import outbound_routes
 
@@ -82,13 +103,14 @@ def outbox_enqueue(
             OutboxMessage(
                 task_name=task_name,
                 queue=queue,
-                args=list(args),
-                kwargs=kwargs or {},
-                tenant=tenant,
-                dedupe_key=dedupe_key,
+                args=list(message.args),
+                kwargs=message.kwargs or {},
+                tenant=message.tenant,
+                dedupe_key=message.dedupe_key,
             )
+            for message in messages
         ],
-        ignore_conflicts=dedupe_key is not None,
+        ignore_conflicts=any(message.dedupe_key is not None for message in messages),
     )
     _relay_after_commit_in_process()
 
