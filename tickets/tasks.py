@@ -7,22 +7,43 @@ from typing import Any
 from celery import shared_task
 
 from tickets.models import Ticket
-from tickets.services import ticket_allocate, ticket_intake, tickets_waiting
-from workflow_api.core.inbound import InboundJob, InvalidMessage
+from tickets.services import IntakeMessage, IntakeResult, ticket_allocate, tickets_intake, tickets_waiting
+from workflow_api.core.batches import BatchedInboundJob
+from workflow_api.core.inbound import Delivery, InboundJob, InvalidMessage
 
 
-@shared_task(bind=True, base=InboundJob, name="tickets.tasks.receive_ticket")
-def receive_ticket_job(self: InboundJob, ticket_data: Any) -> str:
+def _receive_tickets(job: BatchedInboundJob, deliveries: list[Delivery]) -> list[str | InvalidMessage]:
+    """A batch of receive_ticket messages through tickets_intake (one transaction); an outcome per message."""
+    messages: list[IntakeMessage | InvalidMessage] = []
+    for delivery in deliveries:
+        try:
+            messages.append(IntakeMessage(payload=delivery.argument("ticket_data"), message_id=delivery.id))
+        except InvalidMessage as exc:
+            messages.append(exc)
+    results = iter(tickets_intake(messages=[m for m in messages if isinstance(m, IntakeMessage)], counter=job.name))
+    return [message if isinstance(message, InvalidMessage) else _outcome(next(results)) for message in messages]
+
+
+def _outcome(result: IntakeResult | InvalidMessage) -> str | InvalidMessage:
+    return result if isinstance(result, InvalidMessage) else result.received.outcome.value
+
+
+@shared_task(bind=True, base=BatchedInboundJob, name="tickets.tasks.receive_ticket", batch_run=_receive_tickets)
+def receive_ticket_job(self: BatchedInboundJob, ticket_data: Any) -> str:
     """Store or refresh a helpdesk ticket (queue TICKET_TASKS_PRODUCTION), allocate it if it is not yet, count it.
 
-    Idempotent (tickets.services.ticket_intake): one transaction, acknowledged
-    after it commits; a re-delivery refreshes the one stored ticket and never
-    starts a second task, and two workers receiving the same ticket at once
-    end in one ticket and one task. A bad message raises InvalidMessage,
-    which InboundJob records and dead-letters.
+    Idempotent (tickets.services.tickets_intake): a worker takes these
+    messages in batches (workflow_api.core.batches), one transaction per
+    batch, acknowledged after it commits; a re-delivery refreshes the one
+    stored ticket and never starts a second task, and two workers receiving
+    the same ticket at once end in one ticket and one task. A bad message is
+    recorded and dead-lettered, alone. This body is the one-message path
+    (`apply`, in-process runs).
     """
-    result = ticket_intake(payload=ticket_data, message_id=self.request.id or "", counter=self.name)
-    return result.received.outcome.value
+    (outcome,) = _receive_tickets(self, [Delivery.of_request(self.request, self.name, (ticket_data,), {})])
+    if isinstance(outcome, InvalidMessage):
+        raise outcome
+    return outcome
 
 
 @shared_task(bind=True, base=InboundJob, name="tickets.tasks.create_task_for_ticket")

@@ -15,6 +15,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -36,6 +37,8 @@ from workflow_api.core.models import InboundFailure, MessageCounter, Tenant
 logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# The third part of a Celery (protocol 2) message body: no callbacks, chain or chord.
+_NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 class InvalidMessage(Exception):
@@ -135,6 +138,42 @@ def _publish_dead_letter(
         )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One inbound message as a job sees it: its id, arguments, retries so far, and the queue it came from."""
+
+    id: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    retries: int = 0
+    queue: str = ""
+    is_eager: bool = False
+
+    @classmethod
+    def of_request(cls, request: Any, task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Delivery:
+        """The delivery a job runs for, from its Celery request."""
+        delivery_info = request.delivery_info or {}
+        return cls(
+            id=request.id or "",
+            args=tuple(args),
+            kwargs=dict(kwargs),
+            retries=request.retries or 0,
+            queue=delivery_info.get("routing_key") or INBOUND_ROUTES.get(task_name, ""),
+            is_eager=bool(request.is_eager),
+        )
+
+    def argument(self, name: str) -> Any:
+        """The job's one argument `name`, given by position or by name; InvalidMessage if the call has another shape."""
+        if len(self.args) == 1 and not self.kwargs:
+            return self.args[0]
+        if not self.args and list(self.kwargs) == [name]:
+            return self.kwargs[name]
+        raise InvalidMessage(
+            f"expected one argument {name!r}, got args={list(self.args)!r} kwargs={sorted(self.kwargs)!r}",
+            code="invalid_arguments",
+        )
+
+
 class InboundJob(Task):
     """Base for consumers of the contract's inbound queues.
 
@@ -159,12 +198,19 @@ class InboundJob(Task):
             return super().__call__(*args, **kwargs)
         except (Retry, *TRANSIENT_ERRORS):
             raise
-        except InvalidMessage as exc:
-            self._dead_letter(args, kwargs, code=exc.code, error=str(exc), tenant=exc.tenant)
+        except Exception as exc:  # noqa: BLE001 - failed() records and dead-letters it
+            self.failed(Delivery.of_request(self.request, self.name, args, kwargs), exc)
             return None
-        except SoftTimeLimitExceeded:
+        finally:
+            unbind_correlation_id(token)
+
+    def failed(self, delivery: Delivery, exc: Exception) -> None:
+        """Record and dead-letter a message that failed for good (any error but a transient one)."""
+        if isinstance(exc, InvalidMessage):
+            self._dead_letter(delivery, code=exc.code, error=str(exc), tenant=exc.tenant)
+        elif isinstance(exc, SoftTimeLimitExceeded):
             # The sender's limit if it set one, else the job's, else the worker's default.
-            sent_limit = (self.request.timelimit or (None, None))[1]
+            sent_limit = (getattr(self.request, "timelimit", None) or (None, None))[1]
             limit = sent_limit or self.soft_time_limit or self.app.conf.task_soft_time_limit
             logger.error("inbound job stopped by its soft time limit", extra={"task_name": self.name, "limit_s": limit})
             if not connection.in_atomic_block:
@@ -172,27 +218,17 @@ class InboundJob(Task):
                 # middle of a query outside any transaction, which leaves the
                 # connection unusable; the failure row needs a sound one.
                 connection.close()
-            self._dead_letter(
-                args, kwargs, code="time_limit_exceeded", error=f"stopped by the soft time limit ({limit} s)"
-            )
-            return None
-        except Exception as exc:
-            logger.exception("inbound job failed", extra={"task_name": self.name})
-            self._dead_letter(args, kwargs, code="processing_error", error=f"{type(exc).__name__}: {exc}")
-            return None
-        finally:
-            unbind_correlation_id(token)
+            self._dead_letter(delivery, code="time_limit_exceeded", error=f"stopped by the soft time limit ({limit} s)")
+        else:
+            logger.error("inbound job failed", extra={"task_name": self.name}, exc_info=exc)
+            self._dead_letter(delivery, code="processing_error", error=f"{type(exc).__name__}: {exc}")
 
-    def _dead_letter(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, code: str, error: str, tenant: Tenant | None = None
-    ) -> None:
-        delivery = self.request.delivery_info or {}
-        queue = delivery.get("routing_key") or INBOUND_ROUTES.get(self.name, "")
+    def _dead_letter(self, delivery: Delivery, *, code: str, error: str, tenant: Tenant | None = None) -> None:
         failure = inbound_failure_record(
             task_name=self.name,
-            queue=queue,
-            message_id=self.request.id or "",
-            body={"args": list(args), "kwargs": kwargs},
+            queue=delivery.queue,
+            message_id=delivery.id,
+            body={"args": list(delivery.args), "kwargs": delivery.kwargs},
             error_code=code,
             error=error,
             tenant=tenant,
@@ -201,14 +237,18 @@ class InboundJob(Task):
             "inbound message rejected",
             extra={"task_name": self.name, "error_code": code, "error": error, "failure_id": failure.id},
         )
-        if self.request.is_eager or not queue:
+        if delivery.is_eager or not delivery.queue:
             return
         # A replayable Celery message: same name, arguments and id.
-        body = [list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
-        headers = {"task": self.name, "id": self.request.id, "lang": "py", "x-error": error[:1000]}
+        body = [
+            list(delivery.args),
+            delivery.kwargs,
+            {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+        ]
+        headers = {"task": self.name, "id": delivery.id, "lang": "py", "x-error": error[:1000]}
         _publish_dead_letter(
             body=body,
-            queue=queue,
+            queue=delivery.queue,
             headers=headers,
             content_type="application/json",
             content_encoding="utf-8",
@@ -223,6 +263,13 @@ class DeadLetteringConsumer(Consumer):
     Celery acks (decode errors) or rejects (unknown task) such messages, which
     would lose them; here they are recorded and dead-lettered first.
     """
+
+    # Added to the prefetch by batched jobs (workflow_api.core.batches): one batch per pool process.
+    batch_prefetch = 0
+
+    @property
+    def max_prefetch_count(self) -> int:
+        return int(super().max_prefetch_count) + self.batch_prefetch
 
     def _keep(self, message: Any, *, code: str, error: str) -> None:
         close_old_connections()
@@ -251,7 +298,7 @@ class DeadLetteringConsumer(Consumer):
             InboundFailure.objects.filter(id=failure.id).update(dead_lettered=True)
         close_old_connections()
 
-    def _keep_or_requeue(self, message: Any, *, code: str, error: str) -> None:
+    def keep_or_requeue(self, message: Any, *, code: str, error: str) -> None:
         try:
             self._keep(message, code=code, error=error)
         except Exception:
@@ -261,13 +308,13 @@ class DeadLetteringConsumer(Consumer):
         message.ack()
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        self._keep_or_requeue(message, code="undecodable_message", error=f"{type(exc).__name__}: {exc}")
+        self.keep_or_requeue(message, code="undecodable_message", error=f"{type(exc).__name__}: {exc}")
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        self._keep_or_requeue(message, code="unknown_message_format", error="not a Celery task message")
+        self.keep_or_requeue(message, code="unknown_message_format", error="not a Celery task message")
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._keep_or_requeue(message, code="unknown_task", error=f"unknown task: {exc}")
+        self.keep_or_requeue(message, code="unknown_task", error=f"unknown task: {exc}")
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        self._keep_or_requeue(message, code="invalid_task_message", error=f"{type(exc).__name__}: {exc}")
+        self.keep_or_requeue(message, code="invalid_task_message", error=f"{type(exc).__name__}: {exc}")

@@ -209,6 +209,9 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 CELERY_IN_PROCESS = CELERY_BROKER_URL == ""
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+# Ticket intake takes its queue's messages in batches of up to this many (one
+# transaction each), so a worker prefetches up to one batch per process more.
+INBOUND_BATCH_SIZE = env_int("INBOUND_BATCH_SIZE", 50)
 INAPP_NOTIFICATION_QUEUE = env_str("INAPP_NOTIFICATION_QUEUE", "inapp-notification-queue")
 TICKET_STATUS_QUEUE = env_str("TICKET_STATUS_QUEUE", "ticket_status-default")
 OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)

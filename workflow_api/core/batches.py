@@ -1,0 +1,268 @@
+"""Inbound jobs that take their queue's messages in batches, one transaction for many messages.
+
+Ticket intake (`tickets.tasks.receive_ticket`) spends most of a message's
+time on what every message repeats: the round trips of a transaction, the
+workflow and role reads, the audit chain's head, the counters. A
+`BatchedInboundJob` hands its service a list of messages instead
+(`tickets.services.tickets_intake`), and the service does that work once
+per batch. The messages, their names and arguments do not change: the
+helpdesk still sends one `receive_ticket` per ticket.
+
+In the worker's main process (`BatchingStrategy`, Celery's per-task hook
+for what happens to a received message):
+
+- A message is read (arguments, id, retries, ETA) and buffered. Whenever a
+  pool process is free, the buffer goes to it as one batch of up to
+  INBOUND_BATCH_SIZE messages; a full buffer goes at once (it waits in the
+  pool's queue). So with light traffic every message is a batch of one and
+  waits for nothing, and under load messages gather while the processes
+  are busy and the batches grow by themselves.
+- A batch's messages are acknowledged when the pool reports the batch done,
+  which is after its transaction committed, or after each message that
+  failed was recorded and dead-lettered (or re-published for a retry). A
+  pool process that dies mid-batch gets the messages re-queued, as
+  `reject_on_worker_lost` does for one message; a batch stopped by the hard
+  time limit has its messages recorded and dead-lettered from the main
+  process (DeadLetteringConsumer). A killed worker leaves every message it
+  had not acknowledged to the broker, which delivers it again.
+- A message with an ETA (a retry's countdown) is held until then.
+- The worker prefetches one batch per pool process more than its
+  one-message-per-process default (`DeadLetteringConsumer.batch_prefetch`),
+  or the batches could not fill.
+
+In the pool process (`BatchedInboundJob.run_batch`): the whole batch goes
+to the job's `batch_run`, which returns an outcome or an InvalidMessage per
+message; invalid ones are recorded and dead-lettered one by one. If the
+batch raises (a bug a message triggers, a transient database error), its
+transaction has rolled back and its messages are run again one at a time,
+each as `InboundJob` runs one: so one poison message costs its batch one
+retry, never the other messages. A transient error on a single message
+re-publishes it with backoff (Celery's own retry message: same id, one more
+retry, a countdown); anything else is recorded and dead-lettered.
+
+`job.apply(...)` and in-process runs (no broker) take the single-message
+path, through `run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
+from celery.exceptions import InvalidTaskError, SoftTimeLimitExceeded
+from celery.utils.time import maybe_iso8601
+from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
+from django.conf import settings
+from django.db import close_old_connections
+
+from workflow_api.core.inbound import TRANSIENT_ERRORS, Delivery, InboundJob, InvalidMessage
+from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
+
+logger = logging.getLogger(__name__)
+
+
+class BatchedInboundJob(InboundJob):
+    """An InboundJob whose worker runs its messages in batches (see the module docstring).
+
+    Subclasses (or `shared_task(..., batch_run=f)`) define
+    `batch_run(job, deliveries) -> outcomes`, one per delivery, in order: a
+    value, or the InvalidMessage that delivery is. It must do all its
+    writes in one transaction, so that raising leaves nothing behind.
+    """
+
+    abstract = True
+
+    def batch_run(self, deliveries: list[Delivery]) -> list[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must define batch_run(deliveries)")
+
+    def start_strategy(self, app: Any, consumer: Any, **kwargs: Any) -> BatchingStrategy:
+        return BatchingStrategy(self, consumer)
+
+    def run_batch(self, deliveries: list[Delivery]) -> int:
+        """Run a batch in a pool process; returns how many messages it took. Never raises but for a lost worker."""
+        close_old_connections()
+        try:
+            if len(deliveries) > 1 and self._run_together(deliveries):
+                return len(deliveries)
+            for delivery in deliveries:
+                self._run_alone(delivery)
+            return len(deliveries)
+        finally:
+            close_old_connections()
+
+    def _run_together(self, deliveries: list[Delivery]) -> bool:
+        """The batch in one go; False (nothing written) if it raised and must be run one message at a time."""
+        try:
+            outcomes = self.batch_run(deliveries)
+        except SoftTimeLimitExceeded as exc:
+            # Running them again one by one would overrun the hard limit.
+            for delivery in deliveries:
+                self.failed(delivery, exc)
+            return True
+        except Exception:  # every message is run again alone, and fails alone
+            logger.warning(
+                "inbound batch failed; running its messages one at a time",
+                extra={"task_name": self.name, "batch_size": len(deliveries)},
+                exc_info=True,
+            )
+            return False
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            if isinstance(outcome, InvalidMessage):
+                self.failed(delivery, outcome)
+        return True
+
+    def _run_alone(self, delivery: Delivery) -> None:
+        token = bind_correlation_id(delivery.id or "-")
+        try:
+            (outcome,) = self.batch_run([delivery])
+            if isinstance(outcome, InvalidMessage):
+                raise outcome
+        except TRANSIENT_ERRORS as exc:
+            self._retry_later(delivery, exc)
+        except Exception as exc:  # noqa: BLE001 - failed() records and dead-letters it
+            self.failed(delivery, exc)
+        finally:
+            unbind_correlation_id(token)
+
+    def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
+        """What Celery's autoretry does for one message: publish it again, one retry more, after a backoff."""
+        countdown = min(2**delivery.retries, self.retry_backoff_max)
+        logger.warning(
+            "inbound message failed on a transient error; retrying",
+            extra={"task_name": self.name, "retries": delivery.retries, "countdown_s": countdown, "error": str(exc)},
+        )
+        self.apply_async(
+            args=delivery.args,
+            kwargs=delivery.kwargs,
+            task_id=delivery.id,
+            countdown=countdown,
+            retries=delivery.retries + 1,
+            queue=delivery.queue or None,
+        )
+
+
+def run_batch(task_name: str, deliveries: list[Delivery]) -> int:
+    """What a pool process runs: the named job's batch (a module-level function, so the pool can pickle it)."""
+    from workflow_api.celery import app
+
+    job = app.tasks[task_name]
+    assert isinstance(job, BatchedInboundJob)
+    return job.run_batch(deliveries)
+
+
+@dataclass(frozen=True)
+class _Received:
+    delivery: Delivery
+    message: Any
+    ack: Any
+    reject: Any
+
+
+class BatchingStrategy:
+    """The worker-side half (main process): buffer messages, hand them to the pool in batches, ack when done."""
+
+    def __init__(self, job: BatchedInboundJob, consumer: Any) -> None:
+        if settings.INBOUND_BATCH_SIZE < 1:
+            raise ValueError(f"INBOUND_BATCH_SIZE must be at least 1, got {settings.INBOUND_BATCH_SIZE}")
+        self.job = job
+        self.consumer = consumer
+        self.size = settings.INBOUND_BATCH_SIZE
+        self.buffer: list[_Received] = []
+        self.in_flight = 0
+        # The consumer prefetches one batch per pool process more (set once, kept across reconnects).
+        extra = self.size * max(consumer.pool.num_processes or 1, 1)
+        if getattr(consumer, "batch_prefetch", None) != extra:
+            consumer.batch_prefetch = extra
+            if consumer.initial_prefetch_count:
+                consumer.initial_prefetch_count += extra
+
+    def __call__(self, message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **_kwargs: Any) -> None:
+        headers, (args, kwargs, _embed) = self._read(message, body)
+        received = _Received(
+            delivery=Delivery(
+                id=str(headers.get("id") or ""),
+                args=tuple(args),
+                kwargs=dict(kwargs),
+                retries=int(headers.get("retries") or 0),
+                queue=(message.delivery_info or {}).get("routing_key", ""),
+            ),
+            message=message,
+            ack=ack,
+            reject=reject,
+        )
+        eta = maybe_iso8601(headers.get("eta")) if headers.get("eta") else None
+        if eta is not None and eta.tzinfo is None:
+            eta = eta.replace(tzinfo=UTC)
+        if eta is not None and eta > datetime.now(UTC):
+            # Held until due: let the broker send another message meanwhile, as Celery does for ETA tasks.
+            self.consumer.qos.increment_eventually()
+            self.consumer.timer.call_at(eta, self._due, (received,), priority=6)
+            return
+        self._add(received)
+
+    def _read(self, message: Any, body: Any) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        """(headers, (args, kwargs, embed)); InvalidTaskError (dead-lettered by the consumer) for another shape."""
+        if body is None and "args" not in message.payload:
+            headers, body = message.headers, message.payload  # protocol 2
+        elif "args" in message.payload:
+            body, headers, _, _ = hybrid_to_proto2(message, message.payload)
+        else:
+            body, headers, _, _ = proto1_to_proto2(message, body)
+        if not (
+            isinstance(body, list | tuple)
+            and len(body) == 3
+            and isinstance(body[0], list | tuple)
+            and isinstance(body[1], dict)
+        ):
+            raise InvalidTaskError(f"a task message body is [args, kwargs, embed], got {body!r:.200}")
+        return headers, tuple(body)
+
+    def _due(self, received: _Received) -> None:
+        self.consumer.qos.decrement_eventually()
+        self._add(received)
+
+    def _add(self, received: _Received) -> None:
+        self.buffer.append(received)
+        if self.in_flight < max(self.consumer.pool.num_processes or 1, 1) or len(self.buffer) >= self.size:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self.buffer = self.buffer[: self.size], self.buffer[self.size :]
+        if not batch:
+            return
+        self.in_flight += 1
+        conf = self.job.app.conf
+        self.consumer.pool.apply_async(
+            run_batch,
+            args=(self.job.name, [received.delivery for received in batch]),
+            callback=partial(self._done, batch),
+            error_callback=partial(self._failed, batch),
+            soft_timeout=conf.task_soft_time_limit,
+            timeout=conf.task_time_limit,
+        )
+
+    def _done(self, batch: list[_Received], _taken: int) -> None:
+        self.in_flight -= 1
+        for received in batch:
+            received.ack(logger, self.consumer.connection_errors)
+        self._flush()
+
+    def _failed(self, batch: list[_Received], exc_info: Any) -> None:
+        self.in_flight -= 1
+        exc = getattr(exc_info, "exception", exc_info)
+        if isinstance(exc, WorkerLostError):
+            logger.error(
+                "pool process lost mid-batch; re-queueing its messages",
+                extra={"task_name": self.job.name, "batch_size": len(batch)},
+            )
+            for received in batch:
+                received.reject(logger, self.consumer.connection_errors, True)
+        else:
+            code = "time_limit_exceeded" if isinstance(exc, TimeLimitExceeded) else "processing_error"
+            for received in batch:
+                self.consumer.keep_or_requeue(received.message, code=code, error=f"{type(exc).__name__}: {exc}")
+        self._flush()
