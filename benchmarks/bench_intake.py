@@ -16,9 +16,12 @@ the real tables, so with the same indexes and constraints), one commit per
 ticket. The ratio says what the engine costs on top of its
 writes: message handling, validation, matching, round-robin, ORM.
 
-Then ~300 tickets go through `receive_ticket_job.apply` in this process under
-cProfile (top functions of project code) and the SQL queries per ticket are
-counted. Uses its own database (`<DATABASE_URL name>_bench_intake`), emptied
+The workers take the queue in batches (workflow_api.core.batches); the run
+prints how many batches they ran and their sizes, from the workers' logs.
+Then ~300 tickets go through the worker's batch path (`run_batch`, batches
+of INBOUND_BATCH_SIZE) in this process under cProfile (top functions of
+project code), and batches of 1 and of INBOUND_BATCH_SIZE are timed and
+their SQL queries per ticket counted. Uses its own database (`<DATABASE_URL name>_bench_intake`), emptied
 first; the broker is CELERY_BROKER_URL (give it a vhost of its own).
 """
 
@@ -256,9 +259,22 @@ def _counts() -> dict[str, int]:
     return dict(zip(keys, (int(v) for v in row), strict=True))
 
 
+def _batch_sizes(logs: list[Path]) -> list[int]:
+    """The size of every batch the workers ran, from their "inbound batch done" log lines."""
+    sizes = []
+    for path in logs:
+        for line in path.read_text().splitlines():
+            if '"inbound batch done"' in line:
+                try:
+                    sizes.append(int(json.loads(line)["messages"]))
+                except (ValueError, KeyError):
+                    continue  # not one of the JSON lines (a worker's start-up banner)
+    return sizes
+
+
 def bench_engine(
     n: int, *, workers: int, concurrency: int, database_url: str, broker_url: str
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, int], list[int]]:
     from workflow_api.testing.worker import wait_until
 
     log_dir = tempfile.mkdtemp(prefix="bench_intake_")
@@ -289,10 +305,10 @@ def bench_engine(
         publisher.join(timeout=60)
         if publisher.exitcode != 0:
             raise SystemExit(f"publisher failed (exit {publisher.exitcode})")
-        return finished - started.value, counts
     finally:
         for worker in running:
             worker.stop()
+    return finished - started.value, counts, _batch_sizes([worker.log_path for worker in running])
 
 
 # --- Baseline: a plain psycopg loop -----------------------------------------------
@@ -470,7 +486,20 @@ def bench_baseline(n: int, database_url: str, per_ticket: dict[str, int]) -> flo
 # --- Where the time goes ----------------------------------------------------------
 
 
-def profile_intake(n: int) -> tuple[str, float, int, str]:
+def _deliveries(prefix: str, start: int, size: int) -> list[Any]:
+    from workflow_api.core.inbound import Delivery
+
+    return [
+        Delivery(id=str(uuid.uuid4()), args=(ticket_data(f"{prefix}{i:08d}", i),), kwargs={})
+        for i in range(start, start + size)
+    ]
+
+
+def profile_intake(n: int, batch: int) -> tuple[str, float, dict[int, tuple[float, float]]]:
+    """Profile `n` tickets through the worker's batch path (batches of `batch`), then time batches of 1 and `batch`.
+
+    Returns the profile table, the profiled seconds, and {batch size: (ms per ticket, queries per ticket)}.
+    """
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
@@ -479,24 +508,21 @@ def profile_intake(n: int) -> tuple[str, float, int, str]:
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
-    for i in range(n):
-        receive_ticket_job.apply(args=[ticket_data(f"PR{i:08d}", i)], throw=True)
+    for start in range(0, n, batch):
+        receive_ticket_job.run_batch(_deliveries("PR", start, min(batch, n - start)))
     profiler.disable()
     seconds = time.perf_counter() - began
 
-    reset_queries()
-    unprofiled = time.perf_counter()
-    with CaptureQueriesContext(connection) as captured:
-        for i in range(QUERY_COUNT_TICKETS):
-            receive_ticket_job.apply(args=[ticket_data(f"QC{i:08d}", i)], throw=True)
-    unprofiled = time.perf_counter() - unprofiled
-    queries_per_ticket = len(captured.captured_queries) / QUERY_COUNT_TICKETS
-    sql_seconds = sum(float(q["time"]) for q in captured.captured_queries)
-    timing = (
-        f"unprofiled {unprofiled * 1000 / QUERY_COUNT_TICKETS:.2f} ms/ticket, of which SQL round trips "
-        f"{sql_seconds * 1000 / QUERY_COUNT_TICKETS:.2f} ms ({len(captured.captured_queries)} queries / "
-        f"{QUERY_COUNT_TICKETS} tickets)"
-    )
+    unprofiled: dict[int, tuple[float, float]] = {}
+    for size in sorted({1, batch}):
+        reset_queries()
+        tickets = max(QUERY_COUNT_TICKETS, size)
+        clock = time.perf_counter()
+        with CaptureQueriesContext(connection) as captured:
+            for start in range(0, tickets, size):
+                receive_ticket_job.run_batch(_deliveries(f"QC{size}-", start, size))
+        elapsed = time.perf_counter() - clock
+        unprofiled[size] = (elapsed * 1000 / tickets, len(captured.captured_queries) / tickets)
 
     stats = pstats.Stats(profiler)
     project = str(ROOT)
@@ -509,7 +535,7 @@ def profile_intake(n: int) -> tuple[str, float, int, str]:
     out.write(f"    {'cumtime s':>9} {'ms/ticket':>9} {'tottime s':>9} {'calls':>7}  function\n")
     for cumtime, tottime, ncalls, where in rows[:15]:
         out.write(f"    {cumtime:9.3f} {cumtime * 1000 / n:9.2f} {tottime:9.3f} {ncalls:7d}  {where}\n")
-    return out.getvalue(), seconds, round(queries_per_ticket), timing
+    return out.getvalue(), seconds, unprofiled
 
 
 def main() -> None:
@@ -532,7 +558,7 @@ def main() -> None:
     _seed()
     _purge(broker_url)
     try:
-        engine_seconds, counts = bench_engine(
+        engine_seconds, counts, batches = bench_engine(
             n, workers=args.workers, concurrency=args.concurrency, database_url=database_url, broker_url=broker_url
         )
     finally:
@@ -546,7 +572,8 @@ def main() -> None:
     )
     per_ticket = {key: max(1, round(counts[key] / n)) for key in ("items", "history", "outbox", "audit")}
     baseline_seconds = bench_baseline(n, database_url, per_ticket)
-    profile, profile_seconds, queries, timing = profile_intake(args.profile_tickets)
+    batch = settings.INBOUND_BATCH_SIZE
+    profile, profile_seconds, unprofiled = profile_intake(args.profile_tickets, batch)
 
     engine_rate = n / engine_seconds
     baseline_rate = n / baseline_seconds
@@ -569,11 +596,17 @@ def main() -> None:
     )
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"  ratio engine/baseline: {ratio:.2f}x  (target >= {TARGET_RATIO}x: {verdict})")
+    if batches:
+        print(
+            f"  worker batches: {len(batches)}, messages per batch: mean {sum(batches) / len(batches):.1f}, "
+            f"max {max(batches)} (INBOUND_BATCH_SIZE={batch})"
+        )
     print(
-        f"  in-process intake (receive_ticket_job.apply, {args.profile_tickets} tickets, profiled): "
-        f"{profile_seconds * 1000 / args.profile_tickets:.2f} ms/ticket; SQL queries per ticket: {queries}"
+        f"  in-process, the worker's batch path (run_batch, {args.profile_tickets} tickets in batches of {batch}, "
+        f"profiled): {profile_seconds * 1000 / args.profile_tickets:.2f} ms/ticket"
     )
-    print(f"  in-process intake without profiler: {timing}")
+    for size, (ms, queries) in unprofiled.items():
+        print(f"  in-process, batches of {size:>3}, unprofiled: {ms:6.2f} ms/ticket, {queries:5.1f} SQL queries/ticket")
     print("  top 15 project functions by cumulative time:")
     print(profile, end="")
     if not ok:
