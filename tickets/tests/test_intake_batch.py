@@ -130,8 +130,9 @@ def test_each_audit_row_of_a_batch_names_the_message_that_caused_it(tenant):
 
     _intake(_matching(setup, ticket_number="A1"), _matching(setup, ticket_number="A2"))
 
+    numbers = dict(Task.objects.values_list("pk", "ticket__ticket_number"))
     task_rows = AuditEvent.objects.filter(action=AuditAction.TASK_CREATED)
-    by_ticket = {Task.objects.get(pk=int(e.target_id)).ticket.ticket_number: e.correlation_id for e in task_rows}
+    by_ticket = {numbers[int(event.target_id)]: event.correlation_id for event in task_rows}
     assert by_ticket == {"A1": "msg-0", "A2": "msg-1"}
 
 
