@@ -3,7 +3,8 @@
 JSON only; queue names and routes are the message contract (messaging.py).
 Jobs are acknowledged only after they finish (`acks_late`), re-queued when the
 worker dies mid-way (`reject_on_worker_lost`), one message at a time per
-process (prefetch 1); publishing waits for the broker's confirm; the broker
+process (prefetch 1), plus one batch per process for the batched ticket
+intake (workflow_api.core.batches); publishing waits for the broker's confirm; the broker
 connection is retried forever. Without CELERY_BROKER_URL, tasks run
 in-process, so `make run` needs no broker.
 """
