@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery.exceptions import InvalidTaskError, SoftTimeLimitExceeded
 from celery.utils.time import maybe_iso8601
@@ -91,8 +92,12 @@ class BatchedInboundJob(InboundJob):
         try:
             together = len(deliveries) > 1 and self._run_together(deliveries)
             if not together:
-                for delivery in deliveries:
-                    self._run_alone(delivery)
+                for index, delivery in enumerate(deliveries):
+                    if not self._run_alone(delivery):
+                        # The soft time limit: the rest would overrun the hard one.
+                        for rest in deliveries[index + 1 :]:
+                            self.failed(rest, SoftTimeLimitExceeded())
+                        break
             return len(deliveries)
         finally:
             close_old_connections()
@@ -129,7 +134,8 @@ class BatchedInboundJob(InboundJob):
                 self.failed(delivery, outcome)
         return True
 
-    def _run_alone(self, delivery: Delivery) -> None:
+    def _run_alone(self, delivery: Delivery) -> bool:
+        """One message, as InboundJob runs one; False if the soft time limit stopped it (it is dead-lettered)."""
         token = bind_correlation_id(delivery.id or "-")
         try:
             (outcome,) = self.batch_run([delivery])
@@ -137,10 +143,14 @@ class BatchedInboundJob(InboundJob):
                 raise outcome
         except TRANSIENT_ERRORS as exc:
             self._retry_later(delivery, exc)
+        except SoftTimeLimitExceeded as exc:
+            self.failed(delivery, exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - failed() records and dead-letters it
             self.failed(delivery, exc)
         finally:
             unbind_correlation_id(token)
+        return True
 
     def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
         """What Celery's autoretry does for one message: publish it again, one retry more, after a backoff."""
@@ -196,19 +206,23 @@ class BatchingStrategy:
 
     def __call__(self, message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **_kwargs: Any) -> None:
         headers, (args, kwargs, _embed) = self._read(message, body)
+        try:
+            retries = int(headers.get("retries") or 0)
+            eta = maybe_iso8601(headers.get("eta")) if headers.get("eta") else None
+        except (TypeError, ValueError) as exc:
+            raise InvalidTaskError(f"unreadable retries or eta header: {exc}") from exc
         received = _Received(
             delivery=Delivery(
                 id=str(headers.get("id") or ""),
                 args=tuple(args),
                 kwargs=dict(kwargs),
-                retries=int(headers.get("retries") or 0),
+                retries=retries,
                 queue=(message.delivery_info or {}).get("routing_key", ""),
             ),
             message=message,
             ack=ack,
             reject=reject,
         )
-        eta = maybe_iso8601(headers.get("eta")) if headers.get("eta") else None
         if eta is not None and eta.tzinfo is None:
             eta = eta.replace(tzinfo=UTC)
         if eta is not None and eta > datetime.now(UTC):
@@ -220,12 +234,17 @@ class BatchingStrategy:
 
     def _read(self, message: Any, body: Any) -> tuple[dict[str, Any], tuple[Any, ...]]:
         """(headers, (args, kwargs, embed)); InvalidTaskError (dead-lettered by the consumer) for another shape."""
-        if body is None and "args" not in message.payload:
-            headers, body = message.headers, message.payload  # protocol 2
-        elif "args" in message.payload:
-            body, headers, _, _ = hybrid_to_proto2(message, message.payload)
-        else:
-            body, headers, _, _ = proto1_to_proto2(message, body)
+        payload = message.payload
+        hybrid = isinstance(payload, dict) and "args" in payload
+        try:
+            if body is None and not hybrid:
+                headers, body = message.headers, payload  # protocol 2
+            elif hybrid:
+                body, headers, _, _ = hybrid_to_proto2(message, payload)
+            else:
+                body, headers, _, _ = proto1_to_proto2(message, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidTaskError(f"unreadable task message: {type(exc).__name__}: {exc}") from exc
         if not (
             isinstance(body, list | tuple)
             and len(body) == 3
@@ -268,6 +287,8 @@ class BatchingStrategy:
     def _failed(self, batch: list[_Received], exc_info: Any) -> None:
         self.in_flight -= 1
         exc = getattr(exc_info, "exception", exc_info)
+        if isinstance(exc, ExceptionWithTraceback):  # what billiard detects in this process comes wrapped
+            exc = exc.exc
         if isinstance(exc, WorkerLostError):
             logger.error(
                 "pool process lost mid-batch; re-queueing its messages",
