@@ -17,11 +17,14 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count
 from kombu import Connection
 
+from role.models import RoundRobinPointer
 from task.models import Task, TaskItem, TaskItemHistory
 from task.tests.factories import Setup, published_setup
 from tickets.models import AllocationState, Ticket
@@ -38,6 +41,7 @@ from workflow_api.testing.worker import (
     upstream_client_close,
     wait_until,
 )
+from workflow_api.testing.worker import test_database_url as database_url_of_this_run
 
 pytestmark = [
     pytest.mark.broker,
@@ -52,6 +56,7 @@ IDENTICAL_COPIES = 30
 EDITED_COPIES = 30
 # Later than the example ticket's update_date: an edit wins whatever order it arrives in.
 EDITED_AT = "2027-03-04T12:30:00+00:00"
+LOST_PROCESS_TICKETS = 800
 
 
 def _poison(routing: dict[str, str]) -> list[Any]:
@@ -200,3 +205,56 @@ def test_a_batch_with_duplicates_and_poison_survives_two_sigkills_with_one_task_
     )
     assert all(title in titles[number] for (_user, number, title, _role), _kw, _embed in bodies)
     assert drain(broker_url, settings.TICKET_STATUS_QUEUE, timeout=0.5) == []
+
+
+def _waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        (waiting,) = cursor.fetchone()
+    return int(waiting)
+
+
+def test_a_pool_process_killed_mid_batch_gives_its_messages_back_and_the_same_worker_finishes_them(
+    tenant: Tenant, postgres: None, broker_url: str
+):
+    setup = published_setup(tenant=tenant, owner_users=(101, 102, 103))
+    workflow = setup.workflow
+    routing = {"department": workflow.department, "category": workflow.category, "sub_category": workflow.sub_category}
+    purge(broker_url)
+    client = upstream_client(broker_url)
+    try:
+        for _ in range(LOST_PROCESS_TICKETS):
+            client.send_task(RECEIVE_TICKET, args=[ticket_data(**routing)], queue=TICKET_QUEUE)
+    finally:
+        upstream_client_close(client)
+    pointer = RoundRobinPointer.objects.create(tenant=tenant, role=setup.owner)
+
+    worker = WorkerProcess(broker_url, concurrency=2)
+    try:
+        # Holding the start role's round-robin pointer stops every batch inside its
+        # transaction, so the kill surely lands in the middle of one.
+        with psycopg.connect(database_url_of_this_run()) as holder:
+            holder.execute("SELECT 1 FROM role_roundrobinpointer WHERE id = %s FOR UPDATE", [pointer.pk])
+            worker.start()
+            wait_until(lambda: _waiting_on_a_lock() == 2, timeout=40, interval=0.05)
+            worker.kill_pool_process()
+            holder.rollback()
+        wait_until(
+            lambda: Task.objects.count() == LOST_PROCESS_TICKETS and queue_ready(broker_url, TICKET_QUEUE) == 0,
+            timeout=60,
+            interval=0.2,
+        )
+        assert worker.process is not None
+        assert worker.process.poll() is None, "the worker itself kept running"
+        assert any("pool process lost mid-batch; re-queueing its messages" in line for line in worker.output)
+    except BaseException:
+        sys.stderr.write("---- worker output ----\n" + "".join(worker.output[-100:]))
+        raise
+    finally:
+        worker.stop()
+
+    assert Ticket.objects.count() == Task.objects.count() == TaskItem.objects.count() == LOST_PROCESS_TICKETS
+    # Nothing of the lost batch was recorded as a failure: its messages were delivered again.
+    assert not InboundFailure.objects.exists()

@@ -188,6 +188,14 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def kill_pool_process(self) -> int:
+        """SIGKILL one pool process (a child of the worker's main process), leaving the worker running; its pid."""
+        assert self.process is not None and self.process.poll() is None
+        children = pool_processes(self.process.pid)
+        assert children, "the worker has no pool process"
+        os.kill(children[0], signal.SIGKILL)
+        return children[0]
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -195,6 +203,20 @@ class WorkerProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def pool_processes(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid` (Linux /proc), lowest first."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while the list was read
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
 
 
 @contextmanager
