@@ -220,27 +220,50 @@ def least_loaded_next(
     last member handed out, like `round_robin_next`; `count`, empty roles
     and locking behave as there.
     """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, not {count}")
+    return least_loaded_next_many(role=role, counts=[count], open_counts=open_counts)[0]
+
+
+def least_loaded_next_many(
+    *, role: Role, counts: Sequence[int], open_counts: Mapping[int, int] | Callable[[], Mapping[int, int]]
+) -> list[list[Assignee]]:
+    """`least_loaded_next` for several pieces of work at once: one pointer lock, one read of members and loads.
+
+    Piece i is chosen as if pieces 0..i-1 were already open items: each
+    member handed out counts one more for the pieces after, and the rotation
+    goes on from the last one. So this hands out what calling
+    `least_loaded_next` once per piece, committing in between, would.
+    """
+    if any(count < 1 for count in counts):
+        raise ValueError(f"every count must be at least 1, not {list(counts)}")
+    pieces: list[list[Assignee]] = []
     with transaction.atomic(savepoint=False):
         pointer_id, last_user_id = _pointer_lock(role)
-        order = rotation_order(active_members(role=role), last_user_id)
-        loads = open_counts() if callable(open_counts) else open_counts
-        # sorted() is stable: equal loads keep their rotation order.
-        chosen = sorted(order, key=lambda m: loads.get(m.user_id, 0))[:count]
-        if chosen:
-            _pointer_move(pointer_id, chosen[-1].user_id)
-    return [
-        Assignee(
-            user_id=m.user_id,
-            full_name=m.full_name,
-            email=m.email,
-            strategy="least_loaded",
-            position=m.position,
-            load=loads.get(m.user_id, 0),
-        )
-        for m in chosen
-    ]
+        members = active_members(role=role)
+        loads = dict(open_counts() if callable(open_counts) else open_counts)
+        last = last_user_id
+        for count in counts:
+            # sorted() is stable: equal loads keep their rotation order.
+            chosen = sorted(rotation_order(members, last), key=lambda m: loads.get(m.user_id, 0))[:count]
+            pieces.append(
+                [
+                    Assignee(
+                        user_id=m.user_id,
+                        full_name=m.full_name,
+                        email=m.email,
+                        strategy="least_loaded",
+                        position=m.position,
+                        load=loads.get(m.user_id, 0),
+                    )
+                    for m in chosen
+                ]
+            )
+            for m in chosen:
+                loads[m.user_id] = loads.get(m.user_id, 0) + 1
+            if chosen:
+                last = chosen[-1].user_id
+        if last != last_user_id and last is not None:
+            _pointer_move(pointer_id, last)
+    return pieces
 
 
 def _pointer_lock(role: Role) -> tuple[int, int | None]:

@@ -11,10 +11,12 @@ raises NotAllocatable with the reason and writes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -27,6 +29,7 @@ from role.assignment import (
     Assignee,
     Member,
     least_loaded_next,
+    least_loaded_next_many,
     live_roles_with_rotations,
     round_robin_next,
     round_robin_next_many,
@@ -92,15 +95,21 @@ def _pick(role: Role, step: dict[str, Any], members: list[Member] | None = None)
 
 
 def _least_loaded(role: Role, count: int) -> list[Assignee]:
-    def open_counts() -> dict[int, int]:
-        return dict(
+    return least_loaded_next(role=role, count=count, open_counts=lambda: _open_items(role))
+
+
+def _open_items(role: Role, also: Mapping[int, int] | None = None) -> dict[int, int]:
+    """Open (active) items per user on `role`, the loads least-loaded compares, plus `also` (items not yet made)."""
+    loads = Counter(
+        dict(
             TaskItem.objects.filter(tenant_id=role.tenant_id, role=role, status__in=ACTIVE_ITEM_STATUSES)
             .values_list("user_id")
             .annotate(n=Count("id"))
             .values_list("user_id", "n")
         )
-
-    return least_loaded_next(role=role, count=count, open_counts=open_counts)
+    )
+    loads.update(also or {})
+    return dict(loads)
 
 
 @dataclass(frozen=True)
@@ -388,17 +397,27 @@ def _assign(starts: Sequence[_Start]) -> tuple[list[list[Assignee]], list[Assign
             entry = demands.setdefault(start.owner_role.pk, (start.owner_role, start.owner_members, []))
             entry[2].append((index, "owner", 1))
     for role_pk in sorted({*demands, *(starts[index].role.pk for index, _ in least_loaded)}):
+        # Items this batch gives the role by round-robin count as open for its least-loaded choices.
+        handed_out: Counter[int] = Counter()
         if role_pk in demands:
             role, members, wanted = demands[role_pk]
             pieces = round_robin_next_many(role=role, counts=[count for _, _, count in wanted], members=members)
             for (index, kind, _), piece in zip(wanted, pieces, strict=True):
                 if kind == "step":
                     assignees[index] = piece
+                    handed_out.update(assignee.user_id for assignee in piece)
                 else:
                     owners[index] = piece[0] if piece else None
-        for index, count in least_loaded:
-            if starts[index].role.pk == role_pk:
-                assignees[index] = _least_loaded(starts[index].role, count)
+        by_load = [(index, count) for index, count in least_loaded if starts[index].role.pk == role_pk]
+        if by_load:
+            role = starts[by_load[0][0]].role
+            pieces = least_loaded_next_many(
+                role=role,
+                counts=[count for _, count in by_load],
+                open_counts=partial(_open_items, role, handed_out),
+            )
+            for (index, _), piece in zip(by_load, pieces, strict=True):
+                assignees[index] = piece
     return assignees, owners
 
 

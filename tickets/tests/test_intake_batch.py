@@ -195,3 +195,26 @@ def test_two_batches_sharing_tickets_in_opposite_orders_end_with_one_task_per_ti
     per_member = sorted(TaskItem.objects.values_list("user_id", flat=True))
     assert [per_member.count(user) for user in (101, 102, 103, 104)] == [2, 2, 2, 2]
     assert _counts() == {"created": 8, "duplicate": 8, "allocated": 8}
+
+
+def test_least_loaded_in_a_batch_counts_what_the_batch_hands_out_as_it_goes(tenant):
+    setup = published_setup(tenant=tenant, owner_users=(101, 102, 103), start_strategy="least_loaded")
+    # 102 and 103 already hold one open item each; 101 holds none.
+    _intake(_matching(setup, ticket_number="LL-A"), _matching(setup, ticket_number="LL-B"))
+    _intake(_matching(setup, ticket_number="LL-C"))
+    TaskItem.objects.filter(user_id=101).update(status="resolved")
+
+    _intake(*[_matching(setup, ticket_number=f"LL-{i}") for i in range(6)])
+
+    batch = TaskItem.objects.filter(task__ticket__ticket_number__regex=r"^LL-\d$").order_by(
+        "task__ticket__ticket_number"
+    )
+    # One at a time: 101 (load 0), then the rotation among equals, each pick counting for the next.
+    assert [(item.user_id, item.assignment_reason["load"]) for item in batch] == [
+        (101, 0),
+        (102, 1),
+        (103, 1),
+        (101, 1),
+        (102, 2),
+        (103, 2),
+    ]
