@@ -216,7 +216,7 @@ def _waiting_on_a_lock() -> int:
     return int(waiting)
 
 
-def test_a_pool_process_killed_mid_batch_gives_its_messages_back_and_the_same_worker_finishes_them(
+def test_pool_processes_killed_mid_batch_give_their_messages_back_and_the_same_worker_finishes_them(
     tenant: Tenant, postgres: None, broker_url: str
 ):
     setup = published_setup(tenant=tenant, owner_users=(101, 102, 103))
@@ -234,12 +234,17 @@ def test_a_pool_process_killed_mid_batch_gives_its_messages_back_and_the_same_wo
     worker = WorkerProcess(broker_url, concurrency=2)
     try:
         # Holding the start role's round-robin pointer stops every batch inside its
-        # transaction, so the kill surely lands in the middle of one.
+        # transaction, so each kill surely lands in the middle of one.
         with psycopg.connect(database_url_of_this_run()) as holder:
             holder.execute("SELECT 1 FROM role_roundrobinpointer WHERE id = %s FOR UPDATE", [pointer.pk])
             worker.start()
+            # The first two messages went to the two processes as batches of one.
             wait_until(lambda: _waiting_on_a_lock() == 2, timeout=40, interval=0.05)
-            worker.kill_pool_process()
+            worker.kill_pool_processes()
+            # The new processes took the batches that gathered meanwhile (the killed
+            # processes' database sessions still wait, until the lock is released).
+            wait_until(lambda: _waiting_on_a_lock() == 4, timeout=40, interval=0.05)
+            worker.kill_pool_processes()
             holder.rollback()
         wait_until(
             lambda: Task.objects.count() == LOST_PROCESS_TICKETS and queue_ready(broker_url, TICKET_QUEUE) == 0,
@@ -248,7 +253,10 @@ def test_a_pool_process_killed_mid_batch_gives_its_messages_back_and_the_same_wo
         )
         assert worker.process is not None
         assert worker.process.poll() is None, "the worker itself kept running"
-        assert any("pool process lost mid-batch; re-queueing its messages" in line for line in worker.output)
+        log = "".join(worker.output)
+        # A lost batch of one goes back to the queue; a bigger one runs again message by message.
+        assert "pool process lost; re-queueing its message" in log
+        assert "batch stopped (WorkerLostError); running its messages again one at a time" in log
     except BaseException:
         sys.stderr.write("---- worker output ----\n" + "".join(worker.output[-100:]))
         raise
@@ -256,5 +264,5 @@ def test_a_pool_process_killed_mid_batch_gives_its_messages_back_and_the_same_wo
         worker.stop()
 
     assert Ticket.objects.count() == Task.objects.count() == TaskItem.objects.count() == LOST_PROCESS_TICKETS
-    # Nothing of the lost batch was recorded as a failure: its messages were delivered again.
+    # Nothing of the lost batches was recorded as a failure: their messages were run again.
     assert not InboundFailure.objects.exists()

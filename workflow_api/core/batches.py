@@ -17,18 +17,30 @@ for what happens to a received message):
   pool's queue). So with light traffic every message is a batch of one and
   waits for nothing, and under load messages gather while the processes
   are busy and the batches grow by themselves.
-- A batch's messages are acknowledged when the pool reports the batch done,
-  which is after its transaction committed, or after each message that
-  failed was recorded and dead-lettered (or re-published for a retry). A
-  pool process that dies mid-batch gets the messages re-queued, as
-  `reject_on_worker_lost` does for one message; a batch stopped by the hard
-  time limit has its messages recorded and dead-lettered from the main
-  process (DeadLetteringConsumer). A killed worker leaves every message it
-  had not acknowledged to the broker, which delivers it again.
+- When the pool reports a batch done, each message gets what the batch
+  said of it: acknowledged (its work committed, or it was recorded and
+  dead-lettered, or re-published for a retry), re-queued (even recording
+  it failed: the database or broker is down), or run again in a batch of
+  its own (the batch ran out of time).
+- A batch whose pool process died, or that the hard time limit stopped, is
+  run again one message per batch, so whichever message did it pays alone;
+  a batch of one is then re-queued (a lost process, as
+  `reject_on_worker_lost` does) or recorded and dead-lettered from the main
+  process (the hard limit, DeadLetteringConsumer). A killed worker leaves
+  every message it had not acknowledged to the broker, which delivers it
+  again.
 - A message with an ETA (a retry's countdown) is held until then.
 - The worker prefetches one batch per pool process more than its
   one-message-per-process default (`DeadLetteringConsumer.batch_prefetch`),
   or the batches could not fill.
+- When the consumer reconnects, Celery builds a new strategy; the old one
+  is closed (buffer dropped, held messages' timers cancelled, results of
+  its running batches ignored): its channel is gone, and RabbitMQ has given
+  all its unacknowledged messages back to the queue.
+- Dropped from Celery's own per-message handling, as nothing upstream uses
+  them: revoking, `expires`, per-message time limits, the task events and
+  the worker's active-request list (`inspect active` does not show
+  batches); each batch logs one line instead.
 
 In the pool process (`BatchedInboundJob.run_batch`): the whole batch goes
 to the job's `batch_run`, which returns an outcome or an InvalidMessage per
@@ -38,7 +50,10 @@ transaction has rolled back and its messages are run again one at a time,
 each as `InboundJob` runs one: so one poison message costs its batch one
 retry, never the other messages. A transient error on a single message
 re-publishes it with backoff (Celery's own retry message: same id, one more
-retry, a countdown); anything else is recorded and dead-lettered.
+retry, a countdown); anything else is recorded and dead-lettered. The soft
+time limit on a batch sends its messages (those not yet run) back to the
+main process to run one per batch, each with a time limit of its own; only
+a message that overruns alone is recorded as `time_limit_exceeded`.
 
 `job.apply(...)` and in-process runs (no broker) take the single-message
 path, through `run`.
@@ -48,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -66,6 +82,11 @@ from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
 
 logger = logging.getLogger(__name__)
 
+# What the main process does with a message once its batch ran (BatchedInboundJob.run_batch):
+ACK = "ack"  # its work committed, or it was recorded and dead-lettered, or re-published to retry
+REQUEUE = "requeue"  # not even recording it worked (database or broker down): the broker sends it again
+ALONE = "alone"  # the batch ran out of time: run it again in a batch of its own
+
 
 class BatchedInboundJob(InboundJob):
     """An InboundJob whose worker runs its messages in batches (see the module docstring).
@@ -82,23 +103,28 @@ class BatchedInboundJob(InboundJob):
         raise NotImplementedError(f"{type(self).__name__} must define batch_run(deliveries)")
 
     def start_strategy(self, app: Any, consumer: Any, **kwargs: Any) -> BatchingStrategy:
-        return BatchingStrategy(self, consumer)
+        # Called again when the consumer reconnects: the old instance's messages came
+        # on the old channel, which the broker has given back to the queue.
+        previous: BatchingStrategy | None = getattr(self, "_strategy", None)
+        if previous is not None:
+            previous.close()
+        self._strategy = BatchingStrategy(self, consumer)
+        return self._strategy
 
-    def run_batch(self, deliveries: list[Delivery]) -> int:
-        """Run a batch in a pool process; returns how many messages it took. Never raises but for a lost worker."""
+    def run_batch(self, deliveries: list[Delivery]) -> list[str]:
+        """Run a batch in a pool process: what to do with each message (ACK, REQUEUE, ALONE), in order.
+
+        Never raises, but for the process being lost or its hard time limit.
+        """
         close_old_connections()
         began = time.perf_counter()
-        together = False
+        statuses: list[str] | None = None
         try:
-            together = len(deliveries) > 1 and self._run_together(deliveries)
-            if not together:
-                for index, delivery in enumerate(deliveries):
-                    if not self._run_alone(delivery):
-                        # The soft time limit: the rest would overrun the hard one.
-                        for rest in deliveries[index + 1 :]:
-                            self.failed(rest, SoftTimeLimitExceeded())
-                        break
-            return len(deliveries)
+            if len(deliveries) > 1:
+                statuses = self._run_together(deliveries)
+            if statuses is None:
+                statuses = self._run_each(deliveries)
+            return statuses
         finally:
             close_old_connections()
             # What Celery's "received"/"succeeded" lines say of one message, for the batch.
@@ -107,69 +133,92 @@ class BatchedInboundJob(InboundJob):
                 extra={
                     "task_name": self.name,
                     "messages": len(deliveries),
-                    "one_at_a_time": not together and len(deliveries) > 1,
+                    "statuses": dict(Counter(statuses or [])),
                     "duration_ms": round((time.perf_counter() - began) * 1000, 1),
                     "message_ids": [delivery.id for delivery in deliveries],
                 },
             )
 
-    def _run_together(self, deliveries: list[Delivery]) -> bool:
-        """The batch in one go; False (nothing written) if it raised and must be run one message at a time."""
+    def _run_together(self, deliveries: list[Delivery]) -> list[str] | None:
+        """The batch in one go; None (nothing written) if it raised and must be run one message at a time."""
         try:
             outcomes = self.batch_run(deliveries)
-        except SoftTimeLimitExceeded as exc:
-            # Running them again one by one would overrun the hard limit.
-            for delivery in deliveries:
-                self.failed(delivery, exc)
-            return True
+        except SoftTimeLimitExceeded:
+            # Each message again in a batch of its own, with a time limit of its own.
+            return [ALONE] * len(deliveries)
         except Exception:  # every message is run again alone, and fails alone
             logger.warning(
                 "inbound batch failed; running its messages one at a time",
                 extra={"task_name": self.name, "batch_size": len(deliveries)},
                 exc_info=True,
             )
-            return False
-        for delivery, outcome in zip(deliveries, outcomes, strict=True):
-            if isinstance(outcome, InvalidMessage):
-                self.failed(delivery, outcome)
-        return True
+            return None
+        return [
+            self._record(delivery, outcome) if isinstance(outcome, InvalidMessage) else ACK
+            for delivery, outcome in zip(deliveries, outcomes, strict=True)
+        ]
 
-    def _run_alone(self, delivery: Delivery) -> bool:
-        """One message, as InboundJob runs one; False if the soft time limit stopped it (it is dead-lettered)."""
+    def _run_each(self, deliveries: list[Delivery]) -> list[str]:
+        statuses: list[str] = []
+        for delivery in deliveries:
+            if statuses and statuses[-1] == ALONE:
+                statuses.append(ALONE)  # the soft time limit passed: the rest get time of their own
+            else:
+                statuses.append(self._run_alone(delivery, alone=len(deliveries) == 1))
+        return statuses
+
+    def _run_alone(self, delivery: Delivery, *, alone: bool) -> str:
+        """One message, as InboundJob runs one. The soft time limit is this message's fault only when `alone`."""
         token = bind_correlation_id(delivery.id or "-")
         try:
             (outcome,) = self.batch_run([delivery])
             if isinstance(outcome, InvalidMessage):
                 raise outcome
+            return ACK
         except TRANSIENT_ERRORS as exc:
-            self._retry_later(delivery, exc)
+            return self._retry_later(delivery, exc)
         except SoftTimeLimitExceeded as exc:
-            self.failed(delivery, exc)
-            return False
-        except Exception as exc:  # noqa: BLE001 - failed() records and dead-letters it
-            self.failed(delivery, exc)
+            return self._record(delivery, exc) if alone else ALONE
+        except Exception as exc:  # noqa: BLE001 - _record() records and dead-letters it
+            return self._record(delivery, exc)
         finally:
             unbind_correlation_id(token)
-        return True
 
-    def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
+    def _record(self, delivery: Delivery, exc: Exception) -> str:
+        """Record and dead-letter a failed message (ACK), or, if even that fails, give it back (REQUEUE)."""
+        try:
+            self.failed(delivery, exc)
+        except Exception:
+            logger.exception(
+                "could not dead-letter an inbound message; re-queueing it",
+                extra={"task_name": self.name, "message_id": delivery.id},
+            )
+            return REQUEUE
+        return ACK
+
+    def _retry_later(self, delivery: Delivery, exc: Exception) -> str:
         """What Celery's autoretry does for one message: publish it again, one retry more, after a backoff."""
         countdown = min(2**delivery.retries, self.retry_backoff_max)
         logger.warning(
             "inbound message failed on a transient error; retrying",
             extra={"task_name": self.name, "retries": delivery.retries, "countdown_s": countdown, "error": str(exc)},
         )
-        self.apply_async(
-            args=delivery.args,
-            kwargs=delivery.kwargs,
-            task_id=delivery.id,
-            countdown=countdown,
-            retries=delivery.retries + 1,
-            queue=delivery.queue or None,
-        )
+        try:
+            self.apply_async(
+                args=delivery.args,
+                kwargs=delivery.kwargs,
+                task_id=delivery.id,
+                countdown=countdown,
+                retries=delivery.retries + 1,
+                queue=delivery.queue or None,
+            )
+        except Exception:
+            logger.exception("could not publish a retry; re-queueing the message", extra={"task_name": self.name})
+            return REQUEUE
+        return ACK
 
 
-def run_batch(task_name: str, deliveries: list[Delivery]) -> int:
+def run_batch(task_name: str, deliveries: list[Delivery]) -> list[str]:
     """What a pool process runs: the named job's batch (a module-level function, so the pool can pickle it)."""
     from workflow_api.celery import app
 
@@ -197,6 +246,9 @@ class BatchingStrategy:
         self.size = settings.INBOUND_BATCH_SIZE
         self.buffer: list[_Received] = []
         self.in_flight = 0
+        self.closed = False
+        # Messages waiting for their ETA: id() of the _Received -> its timer entry.
+        self.held: dict[int, Any] = {}
         # The consumer prefetches one batch per pool process more (set once, kept across reconnects).
         extra = self.size * max(consumer.pool.num_processes or 1, 1)
         if getattr(consumer, "batch_prefetch", None) != extra:
@@ -228,7 +280,7 @@ class BatchingStrategy:
         if eta is not None and eta > datetime.now(UTC):
             # Held until due: let the broker send another message meanwhile, as Celery does for ETA tasks.
             self.consumer.qos.increment_eventually()
-            self.consumer.timer.call_at(eta, self._due, (received,), priority=6)
+            self.held[id(received)] = self.consumer.timer.call_at(eta, self._due, (received,), priority=6)
             return
         self._add(received)
 
@@ -255,18 +307,25 @@ class BatchingStrategy:
         return headers, tuple(body)
 
     def _due(self, received: _Received) -> None:
+        self.held.pop(id(received), None)
+        if self.closed:
+            return  # held for a channel that is gone; the broker sends the message again
         self.consumer.qos.decrement_eventually()
         self._add(received)
 
     def _add(self, received: _Received) -> None:
+        if self.closed:
+            return
         self.buffer.append(received)
         if self.in_flight < max(self.consumer.pool.num_processes or 1, 1) or len(self.buffer) >= self.size:
             self._flush()
 
     def _flush(self) -> None:
         batch, self.buffer = self.buffer[: self.size], self.buffer[self.size :]
-        if not batch:
-            return
+        if batch and not self.closed:
+            self._submit(batch)
+
+    def _submit(self, batch: list[_Received]) -> None:
         self.in_flight += 1
         conf = self.job.app.conf
         self.consumer.pool.apply_async(
@@ -278,26 +337,53 @@ class BatchingStrategy:
             timeout=conf.task_time_limit,
         )
 
-    def _done(self, batch: list[_Received], _taken: int) -> None:
+    def _done(self, batch: list[_Received], statuses: list[str]) -> None:
         self.in_flight -= 1
-        for received in batch:
-            received.ack(logger, self.consumer.connection_errors)
+        if self.closed:
+            return  # their channel is gone: the broker has them back already
+        for received, status in zip(batch, statuses, strict=True):
+            if status == ACK:
+                received.ack(logger, self.consumer.connection_errors)
+            elif status == REQUEUE:
+                received.reject(logger, self.consumer.connection_errors, True)
+            else:
+                self._submit([received])
         self._flush()
 
     def _failed(self, batch: list[_Received], exc_info: Any) -> None:
         self.in_flight -= 1
+        if self.closed:
+            return
         exc = getattr(exc_info, "exception", exc_info)
         if isinstance(exc, ExceptionWithTraceback):  # what billiard detects in this process comes wrapped
             exc = exc.exc
-        if isinstance(exc, WorkerLostError):
+        if isinstance(exc, WorkerLostError | TimeLimitExceeded) and len(batch) > 1:
+            # Whichever message did it, only it should pay: each runs again in a batch of its own.
             logger.error(
-                "pool process lost mid-batch; re-queueing its messages",
+                "batch stopped (%s); running its messages again one at a time",
+                type(exc).__name__,
                 extra={"task_name": self.job.name, "batch_size": len(batch)},
             )
             for received in batch:
-                received.reject(logger, self.consumer.connection_errors, True)
+                self._submit([received])
+        elif isinstance(exc, WorkerLostError):
+            logger.error("pool process lost; re-queueing its message", extra={"task_name": self.job.name})
+            batch[0].reject(logger, self.consumer.connection_errors, True)
         else:
             code = "time_limit_exceeded" if isinstance(exc, TimeLimitExceeded) else "processing_error"
             for received in batch:
                 self.consumer.keep_or_requeue(received.message, code=code, error=f"{type(exc).__name__}: {exc}")
         self._flush()
+
+    def close(self) -> None:
+        """Stop acting for a consumer that reconnected: drop the buffer, cancel the held messages' timers.
+
+        Their channel is gone, so RabbitMQ has given every message this
+        instance held back to the queue; batches still running finish, and
+        their results are dropped.
+        """
+        self.closed = True
+        self.buffer = []
+        for entry in self.held.values():
+            entry.cancel()
+        self.held.clear()

@@ -188,13 +188,14 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
-    def kill_pool_process(self) -> int:
-        """SIGKILL one pool process (a child of the worker's main process), leaving the worker running; its pid."""
+    def kill_pool_processes(self) -> list[int]:
+        """SIGKILL every pool process (the children of the worker's main process), leaving the worker running."""
         assert self.process is not None and self.process.poll() is None
         children = pool_processes(self.process.pid)
         assert children, "the worker has no pool process"
-        os.kill(children[0], signal.SIGKILL)
-        return children[0]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        return children
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
