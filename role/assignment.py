@@ -62,6 +62,17 @@ class Assignee:
     def reason(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "position": self.position, "load": self.load}
 
+    @classmethod
+    def from_member(cls, member: Member, *, strategy: Strategy, load: int | None = None) -> Assignee:
+        return cls(
+            user_id=member.user_id,
+            full_name=member.full_name,
+            email=member.email,
+            strategy=strategy,
+            position=member.position,
+            load=load,
+        )
+
 
 class Member(NamedTuple):
     position: int
@@ -158,18 +169,7 @@ def round_robin_next_many(
     for n in taken:
         chosen = [members[(cursor + i) % size] for i in range(n)]
         cursor += n
-        pieces.append(
-            [
-                Assignee(
-                    user_id=m.user_id,
-                    full_name=m.full_name,
-                    email=m.email,
-                    strategy="round_robin",
-                    position=m.position,
-                )
-                for m in chosen
-            ]
-        )
+        pieces.append([Assignee.from_member(m, strategy="round_robin") for m in chosen])
     return pieces
 
 
@@ -245,17 +245,7 @@ def least_loaded_next_many(
             # sorted() is stable: equal loads keep their rotation order.
             chosen = sorted(rotation_order(members, last), key=lambda m: loads.get(m.user_id, 0))[:count]
             pieces.append(
-                [
-                    Assignee(
-                        user_id=m.user_id,
-                        full_name=m.full_name,
-                        email=m.email,
-                        strategy="least_loaded",
-                        position=m.position,
-                        load=loads.get(m.user_id, 0),
-                    )
-                    for m in chosen
-                ]
+                [Assignee.from_member(m, strategy="least_loaded", load=loads.get(m.user_id, 0)) for m in chosen]
             )
             for m in chosen:
                 loads[m.user_id] = loads.get(m.user_id, 0) + 1
