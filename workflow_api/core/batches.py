@@ -213,7 +213,10 @@ class BatchedInboundJob(InboundJob):
                 queue=delivery.queue or None,
             )
         except Exception:
-            logger.exception("could not publish a retry; re-queueing the message", extra={"task_name": self.name})
+            logger.exception(
+                "could not publish a retry; re-queueing the message",
+                extra={"task_name": self.name, "message_id": delivery.id},
+            )
             return REQUEUE
         return ACK
 
@@ -357,7 +360,9 @@ class BatchingStrategy:
         exc = getattr(exc_info, "exception", exc_info)
         if isinstance(exc, ExceptionWithTraceback):  # what billiard detects in this process comes wrapped
             exc = exc.exc
-        if isinstance(exc, WorkerLostError | TimeLimitExceeded) and len(batch) > 1:
+        # A soft limit arriving between the guarded calls escapes run_batch too; it is a time limit all the same.
+        stopped = isinstance(exc, WorkerLostError | TimeLimitExceeded | SoftTimeLimitExceeded)
+        if stopped and len(batch) > 1:
             # Whichever message did it, only it should pay: each runs again in a batch of its own.
             logger.error(
                 "batch stopped (%s); running its messages again one at a time",
@@ -370,7 +375,7 @@ class BatchingStrategy:
             logger.error("pool process lost; re-queueing its message", extra={"task_name": self.job.name})
             batch[0].reject(logger, self.consumer.connection_errors, True)
         else:
-            code = "time_limit_exceeded" if isinstance(exc, TimeLimitExceeded) else "processing_error"
+            code = "time_limit_exceeded" if stopped else "processing_error"
             for received in batch:
                 self.consumer.keep_or_requeue(received.message, code=code, error=f"{type(exc).__name__}: {exc}")
         self._flush()

@@ -2,15 +2,17 @@
 
 The worker side (BatchingStrategy) runs against a stand-in consumer: a pool
 that records the batches handed to it and lets the test report each one done
-or failed, a timer and a QoS that record what they are asked. The pool side
-(BatchedInboundJob.run_batch) runs `receive_ticket` batches against the
-database, with deliveries that name no queue, so nothing is published; those
-tests are transactional, as a pool process is (run_batch closes a connection
-it finds inside a transaction, as a test's own would be).
+(with a status per message) or failed, a timer and a QoS that record what
+they are asked. The pool side (BatchedInboundJob.run_batch) runs
+`receive_ticket` batches against the database, with deliveries that name no
+queue, so nothing is published; those tests are transactional, as a pool
+process is (run_batch closes a connection it finds inside a transaction, as a
+test's own would be).
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +32,7 @@ from tickets.services import tickets_intake
 from tickets.tests.factories import ticket_data
 from workflow_api.celery import app
 from workflow_api.core import batches
-from workflow_api.core.batches import BatchedInboundJob, BatchingStrategy, run_batch
+from workflow_api.core.batches import ACK, ALONE, REQUEUE, BatchedInboundJob, BatchingStrategy, run_batch
 from workflow_api.core.inbound import DeadLetteringConsumer, Delivery
 from workflow_api.core.messaging import TICKET_QUEUE
 from workflow_api.core.models import InboundFailure, MessageCounter
@@ -86,8 +88,9 @@ class Batch:
     def ids(self) -> list[str]:
         return [delivery.id for delivery in self.deliveries]
 
-    def done(self) -> None:
-        self.callback(len(self.deliveries))
+    def done(self, statuses: list[str] | None = None) -> None:
+        """The batch ran: a status per message (by default every message acknowledged)."""
+        self.callback([ACK] * len(self.deliveries) if statuses is None else statuses)
 
     def fail(self, exc_info: ExceptionInfo) -> None:
         self.error_callback(exc_info)
@@ -113,21 +116,29 @@ class FakePool:
 
 @dataclass
 class TimerEntry:
+    """What `timer.call_at` returns (kombu's Entry): `fire()` is the timer calling it when due."""
+
     eta: datetime
     fun: Any
     args: tuple[Any, ...]
     priority: int
+    cancelled: bool = False
 
     def fire(self) -> None:
         self.fun(*self.args)
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class FakeTimer:
     def __init__(self) -> None:
         self.entries: list[TimerEntry] = []
 
-    def call_at(self, eta: datetime, fun: Any, args: tuple[Any, ...] = (), priority: int = 0) -> None:
-        self.entries.append(TimerEntry(eta, fun, args, priority))
+    def call_at(self, eta: datetime, fun: Any, args: tuple[Any, ...] = (), priority: int = 0) -> TimerEntry:
+        entry = TimerEntry(eta, fun, args, priority)
+        self.entries.append(entry)
+        return entry
 
 
 class FakeQoS:
@@ -162,6 +173,12 @@ class FakeConsumer:
 _A_TICKET: Any = object()  # _send's default body: one receive_ticket call
 
 
+@pytest.fixture(autouse=True)
+def _a_worker_connecting_for_the_first_time(monkeypatch):
+    """The job keeps the strategy it built last (to close it on a reconnect): none from another test."""
+    monkeypatch.setattr(JOB, "_strategy", None, raising=False)
+
+
 def _start(consumer: FakeConsumer) -> BatchingStrategy:
     """The strategy Celery's consumer builds for the job (on every connection)."""
     return JOB.start_strategy(app, consumer)
@@ -183,6 +200,24 @@ def _send(
     sent = Sent(FakeMessage(headers=headers, payload=body), Recorder(), Recorder())
     strategy(sent.message, None, sent.ack, sent.reject, set())
     return sent
+
+
+def _batch_in_flight(consumer: FakeConsumer, strategy: BatchingStrategy, *message_ids: str) -> list[Sent]:
+    """`message_ids` handed to the pool as one batch (one process, busy with "m-first" while they arrive)."""
+    assert consumer.pool.num_processes == 1
+    _send(strategy, "m-first")
+    sent = [_send(strategy, message_id) for message_id in message_ids]
+    consumer.pool.batches[0].done()
+    assert consumer.pool.batches[-1].ids == list(message_ids)
+    return sent
+
+
+def _acked(consumer: FakeConsumer) -> list[tuple[Any, ...]]:
+    return [(batches.logger, consumer.connection_errors)]
+
+
+def _requeued(consumer: FakeConsumer) -> list[tuple[Any, ...]]:
+    return [(batches.logger, consumer.connection_errors, True)]
 
 
 def _reported_by_the_pool(exc: Exception) -> ExceptionInfo:
@@ -297,36 +332,103 @@ def test_a_batch_never_holds_more_messages_than_the_batch_size(settings):
     assert [batch.ids for batch in consumer.pool.batches][-1] == ["m8", "m9"]
 
 
+# --- What the pool says of each message -----------------------------------------------
+
+
+def test_each_message_of_a_batch_is_acknowledged_requeued_or_sent_again_alone_as_the_pool_says():
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    acked, requeued, alone = _batch_in_flight(consumer, strategy, "m-ack", "m-requeue", "m-alone")
+
+    consumer.pool.batches[-1].done([ACK, REQUEUE, ALONE])
+
+    assert (acked.ack.calls, acked.reject.calls) == (_acked(consumer), [])
+    assert (requeued.ack.calls, requeued.reject.calls) == ([], _requeued(consumer))
+    assert (alone.ack.calls, alone.reject.calls) == ([], [])
+    assert [batch.ids for batch in consumer.pool.batches[2:]] == [["m-alone"]]
+
+
+def test_a_message_sent_again_alone_is_acknowledged_when_its_own_batch_is_done():
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    _, alone = _batch_in_flight(consumer, strategy, "m-ack", "m-alone")
+    consumer.pool.batches[-1].done([ACK, ALONE])
+
+    consumer.pool.batches[-1].done()
+
+    assert alone.ack.calls == _acked(consumer)
+
+
+def test_messages_sent_again_alone_keep_the_processes_busy_so_new_messages_wait():
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    _batch_in_flight(consumer, strategy, "m2", "m3")
+    consumer.pool.batches[-1].done([ALONE, ALONE])
+
+    _send(strategy, "m-new")
+
+    assert [batch.ids for batch in consumer.pool.batches[2:]] == [["m2"], ["m3"]]
+    assert strategy.buffer[0].delivery.id == "m-new"
+
+
 # --- A batch the pool could not finish -------------------------------------------------
 
 
-def test_a_lost_pool_process_requeues_its_batch_and_acknowledges_nothing():
+@pytest.mark.parametrize(
+    "exc",
+    [WorkerLostError("Worker exited prematurely: signal 9"), TimeLimitExceeded(300)],
+    ids=["process-lost", "hard-time-limit"],
+)
+def test_a_batch_whose_process_was_lost_or_hit_the_hard_limit_runs_again_one_message_per_batch(exc):
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    stopped = _batch_in_flight(consumer, strategy, "m2", "m3", "m4")
+
+    consumer.pool.batches[-1].fail(_reported_by_the_pool(exc))
+
+    assert [batch.ids for batch in consumer.pool.batches[2:]] == [["m2"], ["m3"], ["m4"]]
+    assert [(sent.ack.calls, sent.reject.calls) for sent in stopped] == [([], [])] * 3
+    assert consumer.kept == []
+
+
+def test_a_soft_time_limit_that_escapes_a_batch_runs_its_messages_again_one_per_batch():
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    stopped = _batch_in_flight(consumer, strategy, "m2", "m3")
+
+    # Raised in the pool process between the guarded calls (a log line, say): run_batch lets it out.
+    consumer.pool.batches[-1].fail(_raised_in_a_pool_process(SoftTimeLimitExceeded()))
+
+    assert [batch.ids for batch in consumer.pool.batches[2:]] == [["m2"], ["m3"]]
+    assert [(sent.ack.calls, sent.reject.calls) for sent in stopped] == [([], [])] * 2
+    assert consumer.kept == []
+
+
+def test_a_lost_pool_process_that_ran_a_single_message_requeues_it_and_acknowledges_nothing():
     consumer = FakeConsumer(num_processes=1)
     strategy = _start(consumer)
     sent = _send(strategy, "m1")
 
     consumer.pool.batches[0].fail(_reported_by_the_pool(WorkerLostError("Worker exited prematurely: signal 9")))
 
-    assert sent.reject.calls == [(batches.logger, consumer.connection_errors, True)]
+    assert sent.reject.calls == _requeued(consumer)
     assert sent.ack.calls == []
     assert consumer.kept == []
+    assert len(consumer.pool.batches) == 1
 
 
-def test_a_batch_stopped_by_the_hard_time_limit_is_kept_by_the_consumer_as_time_limit_exceeded():
+def test_a_single_message_stopped_by_the_hard_time_limit_is_kept_by_the_consumer_as_time_limit_exceeded():
     consumer = FakeConsumer(num_processes=1)
     strategy = _start(consumer)
-    _send(strategy, "m1")
-    stopped = [_send(strategy, "m2"), _send(strategy, "m3")]
-    consumer.pool.batches[0].done()
+    sent = _send(strategy, "m1")
 
-    consumer.pool.batches[1].fail(_reported_by_the_pool(TimeLimitExceeded(300)))
+    consumer.pool.batches[0].fail(_reported_by_the_pool(TimeLimitExceeded(300)))
 
-    assert [(message, code) for message, code, _ in consumer.kept] == [
-        (stopped[0].message, "time_limit_exceeded"),
-        (stopped[1].message, "time_limit_exceeded"),
-    ]
-    assert all(error.startswith("TimeLimitExceeded") for _, _, error in consumer.kept)
-    assert [(sent.ack.calls, sent.reject.calls) for sent in stopped] == [([], []), ([], [])]
+    ((message, code, error),) = consumer.kept
+    assert (message, code) == (sent.message, "time_limit_exceeded")
+    assert error.startswith("TimeLimitExceeded")
+    assert (sent.ack.calls, sent.reject.calls) == ([], [])
+    assert len(consumer.pool.batches) == 1
 
 
 def test_a_batch_that_raised_in_its_pool_process_is_kept_by_the_consumer_as_a_processing_error():
@@ -405,6 +507,102 @@ def test_a_message_whose_eta_has_passed_goes_to_the_pool_at_once():
     assert [batch.ids for batch in consumer.pool.batches] == [["m-late"]]
     assert consumer.timer.entries == []
     assert consumer.qos.increments == 0
+
+
+def test_a_held_message_that_fell_due_is_not_cancelled_by_a_later_reconnect():
+    consumer = FakeConsumer()
+    strategy = _start(consumer)
+    _send(strategy, "m-later", eta=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+    consumer.timer.entries[0].fire()
+
+    _start(consumer)
+
+    assert consumer.timer.entries[0].cancelled is False
+
+
+# --- Reconnects ------------------------------------------------------------------------
+
+
+def test_a_reconnect_closes_the_previous_strategy_and_drops_the_messages_it_had_not_handed_to_the_pool():
+    consumer = FakeConsumer(num_processes=1)
+    previous = _start(consumer)
+    _send(previous, "m1")
+    _send(previous, "m2")
+
+    _start(consumer)
+
+    assert previous.closed is True
+    assert previous.buffer == []
+
+
+def test_a_reconnect_cancels_the_timers_of_the_messages_the_previous_strategy_held_for_their_eta():
+    consumer = FakeConsumer()
+    previous = _start(consumer)
+    due = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    _send(previous, "m-later-1", eta=due)
+    _send(previous, "m-later-2", eta=due)
+
+    _start(consumer)
+
+    assert [entry.cancelled for entry in consumer.timer.entries] == [True, True]
+    assert previous.held == {}
+
+
+def test_a_held_message_falling_due_after_a_reconnect_goes_nowhere_and_leaves_the_prefetch_alone():
+    consumer = FakeConsumer()
+    previous = _start(consumer)
+    _send(previous, "m-later", eta=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+    _start(consumer)
+
+    consumer.timer.entries[0].fire()  # a timer that had already taken it when the entry was cancelled
+
+    assert consumer.pool.batches == []
+    assert (consumer.qos.increments, consumer.qos.decrements) == (1, 0)
+
+
+def test_a_batch_finishing_after_a_reconnect_acknowledges_requeues_and_resubmits_nothing():
+    consumer = FakeConsumer(num_processes=1)
+    previous = _start(consumer)
+    old = _batch_in_flight(consumer, previous, "m-ack", "m-requeue", "m-alone")
+    _send(previous, "m-buffered")
+    _start(consumer)
+
+    consumer.pool.batches[-1].done([ACK, REQUEUE, ALONE])
+
+    assert [(sent.ack.calls, sent.reject.calls) for sent in old] == [([], [])] * 3
+    assert [batch.ids for batch in consumer.pool.batches] == [["m-first"], ["m-ack", "m-requeue", "m-alone"]]
+    assert previous.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [WorkerLostError("Worker exited prematurely: signal 9"), TimeLimitExceeded(300), RuntimeError("boom")],
+    ids=["process-lost", "hard-time-limit", "an-error"],
+)
+def test_a_batch_failing_after_a_reconnect_requeues_keeps_and_resubmits_nothing(exc):
+    consumer = FakeConsumer(num_processes=1)
+    previous = _start(consumer)
+    old = _batch_in_flight(consumer, previous, "m2", "m3")
+    _start(consumer)
+
+    consumer.pool.batches[-1].fail(_reported_by_the_pool(exc))
+
+    assert [(sent.ack.calls, sent.reject.calls) for sent in old] == [([], [])] * 2
+    assert consumer.kept == []
+    assert len(consumer.pool.batches) == 2
+    assert previous.in_flight == 0
+
+
+def test_the_strategy_built_on_a_reconnect_hands_the_new_channels_messages_to_the_pool():
+    consumer = FakeConsumer(num_processes=1)
+    previous = _start(consumer)
+    _send(previous, "m-old")
+    current = _start(consumer)
+
+    _send(current, "m-new")
+
+    assert [batch.ids for batch in consumer.pool.batches] == [["m-old"], ["m-new"]]
+    assert current is JOB._strategy
 
 
 # --- Prefetch and configuration --------------------------------------------------------
@@ -515,6 +713,23 @@ class _Republished:
         self.calls.append(options)
 
 
+@pytest.fixture
+def recording_fails(monkeypatch) -> None:
+    """The database refuses the failure rows: no failed message can be recorded (nor dead-lettered)."""
+
+    def refuse(**_fields: Any) -> None:
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(InboundFailure.objects, "create", refuse)
+
+
+def _intake_raising(exc: Exception) -> Any:
+    def intake(**_kwargs: Any) -> None:
+        raise exc
+
+    return intake
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_stores_each_valid_ticket_once_and_records_each_bad_message_alone(tenant):
     setup = published_setup(tenant=tenant)
@@ -530,7 +745,7 @@ def test_a_batch_stores_each_valid_ticket_once_and_records_each_bad_message_alon
         ]
     )
 
-    assert taken == 5
+    assert taken == [ACK] * 5
     tickets = Ticket.objects.order_by("ticket_number")
     assert [ticket.ticket_number for ticket in tickets] == sorted([first["ticket_number"], second["ticket_number"]])
     assert {ticket.allocation_state for ticket in tickets} == {AllocationState.ALLOCATED}
@@ -563,7 +778,7 @@ def test_the_pool_runs_a_batch_of_the_job_it_names(tenant):
 
     taken = run_batch(RECEIVE_TICKET, [_delivery("m-1", payload)])
 
-    assert taken == 1
+    assert taken == [ACK]
     assert Ticket.objects.get().ticket_number == payload["ticket_number"]
 
 
@@ -583,8 +798,9 @@ def test_when_the_whole_batch_raises_each_message_is_run_again_alone_and_every_v
     # tickets.tasks holds its own reference to the service.
     monkeypatch.setattr(tickets.tasks, "tickets_intake", intake_failing_for_batches)
 
-    JOB.run_batch([_delivery(f"m-{number}", _matching(setup)) for number in range(3)])
+    statuses = JOB.run_batch([_delivery(f"m-{number}", _matching(setup)) for number in range(3)])
 
+    assert statuses == [ACK] * 3
     assert sizes == [3, 1, 1, 1]
     assert _tasks_per_ticket() == [1, 1, 1]
     assert not InboundFailure.objects.exists()
@@ -605,10 +821,11 @@ def test_a_message_that_breaks_every_run_fails_alone_and_costs_the_others_one_re
 
     monkeypatch.setattr(tickets.tasks, "tickets_intake", intake_breaking_on)
 
-    JOB.run_batch(
+    statuses = JOB.run_batch(
         [_delivery("m-1", _matching(setup)), _delivery("m-poison", poison), _delivery("m-3", _matching(setup))]
     )
 
+    assert statuses == [ACK] * 3
     assert runs == [["m-1", "m-poison", "m-3"], ["m-1"], ["m-poison"], ["m-3"]]
     assert Ticket.objects.count() == 2
     failure = InboundFailure.objects.get()
@@ -630,8 +847,9 @@ def test_a_transient_database_error_republishes_the_message_with_its_id_and_one_
     monkeypatch.setattr(tickets.tasks, "tickets_intake", intake_with_the_database_restarting)
     payload = ticket_data()
 
-    JOB.run_batch([_delivery("m-7", payload, retries=retries)])
+    statuses = JOB.run_batch([_delivery("m-7", payload, retries=retries)])
 
+    assert statuses == [ACK]
     assert republished.calls == [
         {
             "args": (payload,),
@@ -647,7 +865,9 @@ def test_a_transient_database_error_republishes_the_message_with_its_id_and_one_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_stopped_by_its_soft_time_limit_records_every_message_as_time_limit_exceeded(tenant, monkeypatch):
+def test_a_batch_stopped_by_its_soft_time_limit_sends_every_message_back_to_run_alone_and_records_nothing(
+    tenant, monkeypatch
+):
     runs: list[int] = []
 
     def intake_overrunning(*, messages, **_kwargs):
@@ -656,36 +876,96 @@ def test_a_batch_stopped_by_its_soft_time_limit_records_every_message_as_time_li
 
     monkeypatch.setattr(tickets.tasks, "tickets_intake", intake_overrunning)
 
-    JOB.run_batch([_delivery("m-1", ticket_data()), _delivery("m-2", ticket_data())])
+    statuses = JOB.run_batch([_delivery("m-1", ticket_data()), _delivery("m-2", ticket_data())])
 
+    assert statuses == [ALONE, ALONE]
     assert runs == [2]
-    assert sorted(InboundFailure.objects.values_list("message_id", "error_code", "error")) == [
-        ("m-1", "time_limit_exceeded", f"stopped by the soft time limit ({app.conf.task_soft_time_limit} s)"),
-        ("m-2", "time_limit_exceeded", f"stopped by the soft time limit ({app.conf.task_soft_time_limit} s)"),
-    ]
+    assert not InboundFailure.objects.exists()
     assert not Ticket.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_soft_time_limit_while_running_a_failed_batch_one_at_a_time_stops_there_and_records_the_rest(
+def test_a_single_message_stopped_by_its_soft_time_limit_is_recorded_as_time_limit_exceeded_and_acknowledged(
     tenant, monkeypatch
 ):
-    runs: list[int] = []
+    monkeypatch.setattr(tickets.tasks, "tickets_intake", _intake_raising(SoftTimeLimitExceeded()))
 
-    def intake(*, messages, **_kwargs):
-        runs.append(len(messages))
+    statuses = JOB.run_batch([_delivery("m-1", ticket_data())])
+
+    assert statuses == [ACK]
+    assert list(InboundFailure.objects.values_list("message_id", "error_code", "error")) == [
+        ("m-1", "time_limit_exceeded", f"stopped by the soft time limit ({app.conf.task_soft_time_limit} s)"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_soft_time_limit_while_running_a_failed_batch_one_at_a_time_sends_that_message_and_the_rest_back_alone(
+    tenant, monkeypatch
+):
+    runs: list[list[str]] = []
+
+    def intake(*, messages, **kwargs):
+        runs.append([message.message_id for message in messages])
         if len(messages) > 1:
             raise RuntimeError("a bug one message trips")
-        raise SoftTimeLimitExceeded()
+        if messages[0].message_id == "m-1":
+            raise SoftTimeLimitExceeded()
+        return tickets_intake(messages=messages, **kwargs)
 
     monkeypatch.setattr(tickets.tasks, "tickets_intake", intake)
 
-    JOB.run_batch([_delivery(f"m-{i}", ticket_data()) for i in range(3)])
+    statuses = JOB.run_batch([_delivery(f"m-{i}", ticket_data()) for i in range(3)])
 
-    # The whole batch, then the first message alone; the others are not run at all.
-    assert runs == [3, 1]
-    assert sorted(InboundFailure.objects.values_list("message_id", "error_code")) == [
-        ("m-0", "time_limit_exceeded"),
-        ("m-1", "time_limit_exceeded"),
-        ("m-2", "time_limit_exceeded"),
-    ]
+    assert statuses == [ACK, ALONE, ALONE]
+    # The whole batch, then one message at a time until the limit; the last is not run at all.
+    assert runs == [["m-0", "m-1", "m-2"], ["m-0"], ["m-1"]]
+    assert Ticket.objects.count() == 1
+    assert not InboundFailure.objects.exists()
+
+
+# --- When even recording a failure, or publishing a retry, fails -------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_message_that_cannot_be_recorded_is_requeued_and_the_rest_of_its_batch_commits(tenant, recording_fails):
+    payload = ticket_data()
+
+    statuses = JOB.run_batch([_delivery("m-ok", payload), _delivery("m-not-a-dict", "not a dict")])
+
+    assert statuses == [ACK, REQUEUE]
+    assert Ticket.objects.get().ticket_number == payload["ticket_number"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_failing_alone_that_cannot_be_recorded_is_requeued(tenant, monkeypatch, recording_fails):
+    monkeypatch.setattr(tickets.tasks, "tickets_intake", _intake_raising(RuntimeError("a bug")))
+
+    statuses = JOB.run_batch([_delivery("m-1", ticket_data())])
+
+    assert statuses == [REQUEUE]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_whose_retry_cannot_be_published_is_requeued_and_not_recorded(tenant, monkeypatch):
+    def broker_down(**_options: Any) -> None:
+        raise ConnectionRefusedError("the broker is down")
+
+    monkeypatch.setattr(type(JOB), "apply_async", broker_down)
+    monkeypatch.setattr(
+        tickets.tasks, "tickets_intake", _intake_raising(OperationalError("the database system is starting up"))
+    )
+
+    statuses = JOB.run_batch([_delivery("m-1", ticket_data())])
+
+    assert statuses == [REQUEUE]
+    assert not InboundFailure.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_logs_how_many_of_its_messages_got_each_status(tenant, recording_fails, caplog):
+    caplog.set_level(logging.INFO, logger=batches.logger.name)
+
+    JOB.run_batch([_delivery("m-1", ticket_data()), _delivery("m-2", ticket_data()), _delivery("m-bad", "not a dict")])
+
+    (done,) = [record for record in caplog.records if record.getMessage() == "inbound batch done"]
+    assert (done.messages, done.statuses, done.message_ids) == (3, {ACK: 2, REQUEUE: 1}, ["m-1", "m-2", "m-bad"])
