@@ -22,13 +22,18 @@ for what happens to a received message):
   dead-lettered, or re-published for a retry), re-queued (even recording
   it failed: the database or broker is down), or run again in a batch of
   its own (the batch ran out of time).
-- A batch whose pool process died, or that the hard time limit stopped, is
-  run again one message per batch, so whichever message did it pays alone;
-  a batch of one is then re-queued (a lost process, as
-  `reject_on_worker_lost` does) or recorded and dead-lettered from the main
-  process (the hard limit, DeadLetteringConsumer). A killed worker leaves
-  every message it had not acknowledged to the broker, which delivers it
-  again.
+- A batch the pool could not finish (its process died, the hard time
+  limit stopped it, anything escaped `run_batch`) is run again one message
+  per batch, so whichever message did it pays alone. A batch of one is
+  then re-queued if its process died and it was a first delivery (as
+  `reject_on_worker_lost` does); otherwise (a second lost process, a time
+  limit, a bug) it is recorded and dead-lettered from the main process
+  (`worker_lost`, `time_limit_exceeded`, `processing_error`;
+  DeadLetteringConsumer), so a message that kills every process it meets
+  does not loop forever. A killed worker leaves every message it had not
+  acknowledged to the broker, which delivers it again.
+- A message whose headers cannot be read (retries, ETA) is an invalid task
+  message: DeadLetteringConsumer records and dead-letters it.
 - A message with an ETA (a retry's countdown) is held until then.
 - The worker prefetches one batch per pool process more than its
   one-message-per-process default (`DeadLetteringConsumer.batch_prefetch`),
@@ -72,10 +77,10 @@ from typing import Any
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery.exceptions import InvalidTaskError, SoftTimeLimitExceeded
-from celery.utils.time import maybe_iso8601
+from celery.utils.time import get_exponential_backoff_interval, maybe_iso8601
 from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from workflow_api.core.inbound import TRANSIENT_ERRORS, Delivery, InboundJob, InvalidMessage
 from workflow_api.core.logging import bind_correlation_id, unbind_correlation_id
@@ -86,6 +91,14 @@ logger = logging.getLogger(__name__)
 ACK = "ack"  # its work committed, or it was recorded and dead-lettered, or re-published to retry
 REQUEUE = "requeue"  # not even recording it worked (database or broker down): the broker sends it again
 ALONE = "alone"  # the batch ran out of time: run it again in a batch of its own
+# A retry count beyond any real one (Celery's backoff reaches its cap after 9).
+MAX_RETRIES_HEADER = 1_000_000
+
+
+def _close_if_interrupted() -> None:
+    """After a soft time limit: a query it interrupted outside a transaction leaves the connection unusable."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 class BatchedInboundJob(InboundJob):
@@ -145,6 +158,7 @@ class BatchedInboundJob(InboundJob):
             outcomes = self.batch_run(deliveries)
         except SoftTimeLimitExceeded:
             # Each message again in a batch of its own, with a time limit of its own.
+            _close_if_interrupted()
             return [ALONE] * len(deliveries)
         except Exception:  # every message is run again alone, and fails alone
             logger.warning(
@@ -178,7 +192,10 @@ class BatchedInboundJob(InboundJob):
         except TRANSIENT_ERRORS as exc:
             return self._retry_later(delivery, exc)
         except SoftTimeLimitExceeded as exc:
-            return self._record(delivery, exc) if alone else ALONE
+            if alone:
+                return self._record(delivery, exc)  # InboundJob.failed closes the connection if need be
+            _close_if_interrupted()
+            return ALONE
         except Exception as exc:  # noqa: BLE001 - _record() records and dead-letters it
             return self._record(delivery, exc)
         finally:
@@ -198,7 +215,10 @@ class BatchedInboundJob(InboundJob):
 
     def _retry_later(self, delivery: Delivery, exc: Exception) -> str:
         """What Celery's autoretry does for one message: publish it again, one retry more, after a backoff."""
-        countdown = min(2**delivery.retries, self.retry_backoff_max)
+        # Exponential backoff with full jitter, as Celery's autoretry: retries after an outage do not come in waves.
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=delivery.retries, maximum=self.retry_backoff_max, full_jitter=True
+        )
         logger.warning(
             "inbound message failed on a transient error; retrying",
             extra={"task_name": self.name, "retries": delivery.retries, "countdown_s": countdown, "error": str(exc)},
@@ -264,22 +284,25 @@ class BatchingStrategy:
         try:
             retries = int(headers.get("retries") or 0)
             eta = maybe_iso8601(headers.get("eta")) if headers.get("eta") else None
-        except (TypeError, ValueError) as exc:
-            raise InvalidTaskError(f"unreadable retries or eta header: {exc}") from exc
+            if eta is not None and eta.tzinfo is None:
+                eta = eta.replace(tzinfo=UTC)
+            queue = (message.delivery_info or {}).get("routing_key", "")
+        except Exception as exc:  # anything a header can hold that is not a retry count or a date
+            raise InvalidTaskError(f"unreadable retries or eta header: {type(exc).__name__}: {exc}") from exc
+        if not 0 <= retries <= MAX_RETRIES_HEADER:
+            raise InvalidTaskError(f"retries header out of range: {retries}")
         received = _Received(
             delivery=Delivery(
                 id=str(headers.get("id") or ""),
                 args=tuple(args),
                 kwargs=dict(kwargs),
                 retries=retries,
-                queue=(message.delivery_info or {}).get("routing_key", ""),
+                queue=queue,
             ),
             message=message,
             ack=ack,
             reject=reject,
         )
-        if eta is not None and eta.tzinfo is None:
-            eta = eta.replace(tzinfo=UTC)
         if eta is not None and eta > datetime.now(UTC):
             # Held until due: let the broker send another message meanwhile, as Celery does for ETA tasks.
             self.consumer.qos.increment_eventually()
@@ -362,7 +385,7 @@ class BatchingStrategy:
             exc = exc.exc
         # A soft limit arriving between the guarded calls escapes run_batch too; it is a time limit all the same.
         stopped = isinstance(exc, WorkerLostError | TimeLimitExceeded | SoftTimeLimitExceeded)
-        if stopped and len(batch) > 1:
+        if len(batch) > 1:
             # Whichever message did it, only it should pay: each runs again in a batch of its own.
             logger.error(
                 "batch stopped (%s); running its messages again one at a time",
@@ -371,13 +394,20 @@ class BatchingStrategy:
             )
             for received in batch:
                 self._submit([received])
-        elif isinstance(exc, WorkerLostError):
+        elif isinstance(exc, WorkerLostError) and not (batch[0].message.delivery_info or {}).get("redelivered"):
             logger.error("pool process lost; re-queueing its message", extra={"task_name": self.job.name})
             batch[0].reject(logger, self.consumer.connection_errors, True)
         else:
-            code = "time_limit_exceeded" if stopped else "processing_error"
-            for received in batch:
-                self.consumer.keep_or_requeue(received.message, code=code, error=f"{type(exc).__name__}: {exc}")
+            # A second lost process for one message (it was delivered again already), a time limit, a bug.
+            if isinstance(exc, WorkerLostError):
+                code = "worker_lost"
+            else:
+                code = "time_limit_exceeded" if stopped else "processing_error"
+            logger.error(
+                "inbound message could not be run; keeping it",
+                extra={"task_name": self.job.name, "error_code": code, "message_id": batch[0].delivery.id},
+            )
+            self.consumer.keep_or_requeue(batch[0].message, code=code, error=f"{type(exc).__name__}: {exc}")
         self._flush()
 
     def close(self) -> None:

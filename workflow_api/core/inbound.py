@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,16 +92,24 @@ def inbound_failure_record(
         message_id=message_id,
         body=_json_safe(body),
         error_code=error_code,
-        error=error[:10000],
+        error=error[:10000].replace("\x00", "\ufffd"),
     )
 
 
 def _json_safe(value: Any) -> Any:
-    try:
-        json.dumps(value)
+    """`value` as PostgreSQL's jsonb stores it: what JSON cannot hold as its repr, NaN and infinities as text,
+    NUL characters (which jsonb refuses) as U+FFFD. A bad message is recorded whatever it holds."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if value is None or isinstance(value, bool | int):
         return value
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(value, default=repr))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {_json_safe(str(key)): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return _json_safe(repr(value))
 
 
 def declare_dead_letter_queues() -> None:

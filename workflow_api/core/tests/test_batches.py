@@ -376,8 +376,8 @@ def test_messages_sent_again_alone_keep_the_processes_busy_so_new_messages_wait(
 
 @pytest.mark.parametrize(
     "exc",
-    [WorkerLostError("Worker exited prematurely: signal 9"), TimeLimitExceeded(300)],
-    ids=["process-lost", "hard-time-limit"],
+    [WorkerLostError("Worker exited prematurely: signal 9"), TimeLimitExceeded(300), RuntimeError("a bug")],
+    ids=["process-lost", "hard-time-limit", "an-error"],
 )
 def test_a_batch_whose_process_was_lost_or_hit_the_hard_limit_runs_again_one_message_per_batch(exc):
     consumer = FakeConsumer(num_processes=1)
@@ -414,6 +414,20 @@ def test_a_lost_pool_process_that_ran_a_single_message_requeues_it_and_acknowled
     assert sent.reject.calls == _requeued(consumer)
     assert sent.ack.calls == []
     assert consumer.kept == []
+    assert len(consumer.pool.batches) == 1
+
+
+def test_a_message_that_loses_its_pool_process_a_second_time_is_kept_as_worker_lost():
+    consumer = FakeConsumer(num_processes=1)
+    strategy = _start(consumer)
+    sent = _send(strategy, "m1")
+    # RabbitMQ marks a message it delivers again (after a lost process, or a worker that died).
+    sent.message.delivery_info["redelivered"] = True
+
+    consumer.pool.batches[0].fail(_reported_by_the_pool(WorkerLostError("Worker exited prematurely: signal 9")))
+
+    assert [(message, code) for message, code, _error in consumer.kept] == [(sent.message, "worker_lost")]
+    assert (sent.ack.calls, sent.reject.calls) == ([], [])
     assert len(consumer.pool.batches) == 1
 
 
@@ -659,8 +673,24 @@ def test_a_message_body_that_is_not_args_kwargs_embed_is_an_invalid_task(payload
 
 @pytest.mark.parametrize(
     "fields",
-    [{"eta": "next tuesday"}, {"retries": "three"}, {"payload": None}, {"payload": 42}],
-    ids=["eta-not-a-date", "retries-not-a-number", "body-null", "body-a-number"],
+    [
+        {"eta": "next tuesday"},
+        {"retries": "three"},
+        {"retries": float("inf")},
+        {"retries": -1},
+        {"retries": 10**7},
+        {"payload": None},
+        {"payload": 42},
+    ],
+    ids=[
+        "eta-not-a-date",
+        "retries-not-a-number",
+        "retries-infinite",
+        "retries-negative",
+        "retries-absurd",
+        "body-null",
+        "body-a-number",
+    ],
 )
 def test_a_message_with_unreadable_headers_or_a_scalar_body_is_an_invalid_task(fields):
     consumer = FakeConsumer()
@@ -834,9 +864,9 @@ def test_a_message_that_breaks_every_run_fails_alone_and_costs_the_others_one_re
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("retries", "countdown"), [(0, 1), (2, 4), (10, 300)])
+@pytest.mark.parametrize(("retries", "longest"), [(0, 1), (2, 4), (10, 300)])
 def test_a_transient_database_error_republishes_the_message_with_its_id_and_one_more_retry(
-    tenant, monkeypatch, retries, countdown
+    tenant, monkeypatch, retries, longest
 ):
     republished = _Republished()
     monkeypatch.setattr(type(JOB), "apply_async", republished)
@@ -850,16 +880,10 @@ def test_a_transient_database_error_republishes_the_message_with_its_id_and_one_
     statuses = JOB.run_batch([_delivery("m-7", payload, retries=retries)])
 
     assert statuses == [ACK]
-    assert republished.calls == [
-        {
-            "args": (payload,),
-            "kwargs": {},
-            "task_id": "m-7",
-            "countdown": countdown,
-            "retries": retries + 1,
-            "queue": None,
-        }
-    ]
+    [call] = republished.calls
+    # Exponential backoff (capped at 300 s) with full jitter: anywhere from 0 to 2**retries seconds.
+    assert 0 <= call.pop("countdown") <= longest
+    assert call == {"args": (payload,), "kwargs": {}, "task_id": "m-7", "retries": retries + 1, "queue": None}
     assert not InboundFailure.objects.exists()
     assert not Ticket.objects.exists()
 
@@ -969,3 +993,18 @@ def test_a_batch_logs_how_many_of_its_messages_got_each_status(tenant, recording
 
     (done,) = [record for record in caplog.records if record.getMessage() == "inbound batch done"]
     assert (done.messages, done.statuses, done.message_ids) == (3, {ACK: 2, REQUEUE: 1}, ["m-1", "m-2", "m-bad"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "poison",
+    [{"subject": "a NUL \x00 inside"}, {"subject": float("nan")}, {"priority": float("inf")}],
+    ids=["nul-character", "nan", "infinity"],
+)
+def test_a_message_jsonb_cannot_hold_is_still_recorded_and_acknowledged(tenant, poison):
+    statuses = JOB.run_batch([_delivery("m-unstorable", ticket_data(**poison))])
+
+    assert statuses == [ACK]
+    failure = InboundFailure.objects.get()
+    assert (failure.message_id, failure.error_code) == ("m-unstorable", "invalid_ticket")
+    assert failure.body["args"][0]["ticket_number"].startswith("TX")
