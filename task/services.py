@@ -1,12 +1,13 @@
-"""Starting a ticket's task: workflow version, ticket owner, first assignments, SLA targets.
+"""Starting tickets' tasks: workflow version, ticket owner, first assignments, SLA targets.
 
-`task_start_for_ticket` is called by ticket allocation (tickets.services)
-inside its transaction. It either starts the task completely — the Task
-pinned to the matched workflow's current version at its start step, the
-ticket owner by round-robin over the Ticket Coordinator role (none if the
-role is empty), the start step's items by the step's strategy, item history,
-the audit row and one assignment notification per item in the outbox — or
-raises NotAllocatable with the reason and writes nothing.
+`task_start_for_tickets` is called by ticket allocation (tickets.services)
+inside its transaction, for one ticket or a batch. For each ticket it
+either starts the task completely — the Task pinned to the matched
+workflow's current version at its start step, the ticket owner by
+round-robin over the Ticket Coordinator role (none if the role is empty),
+the start step's items by the step's strategy, item history, the audit row
+and one assignment notification per item in the outbox — or returns the
+NotAllocatable with the reason, having written nothing for that ticket.
 """
 
 from __future__ import annotations
@@ -218,26 +219,14 @@ class _Start:
     owner_members: list[Member]
 
 
-def task_start_for_ticket(*, ticket: Ticket, actor: Actor) -> StartedTask:
-    """Start the ticket's task, or raise NotAllocatable. Joins the caller's transaction.
-
-    Every check that can refuse only reads, so NotAllocatable leaves nothing
-    behind and the caller needs no savepoint. The round-robin pointers are
-    moved after the reads, so they stay locked only for the inserts that
-    follow and the caller's commit.
-    """
-    (started,) = task_start_for_tickets(tickets=[ticket], actor=actor)
-    if isinstance(started, NotAllocatable):
-        raise started
-    return started
-
-
 def task_start_for_tickets(
     *, tickets: Sequence[Ticket], actor: Actor, correlation_ids: Mapping[int, str] | None = None
 ) -> list[StartedTask | NotAllocatable]:
-    """`task_start_for_ticket` for several tickets in one go: a StartedTask or the NotAllocatable, in order.
+    """Start each ticket's task (joining the caller's transaction): a StartedTask or the NotAllocatable, in order.
 
-    The same tasks, items and rotation as starting them one after the other,
+    Every check that can refuse only reads, so a NotAllocatable ticket
+    leaves nothing behind and the caller needs no savepoint. The same
+    tasks, items and rotation as starting them one after the other,
     for a bounded number of queries whatever the number of tickets: one
     workflow match per distinct routing, one read of the roles per tenant,
     one pointer move per role (pointers locked in role order, so two callers

@@ -533,15 +533,9 @@ def ticket_allocate(*, ticket_id: int, actor: Actor | None = None, counter: str 
     """
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=ticket_id)
-        result = _allocate_locked(ticket=ticket, actor=actor or Actor.system())
+        (result,) = _allocate_many_locked(tickets=[ticket], actor=actor or Actor.system())
         if counter is not None:
             message_count(task_name=counter, outcome=result.outcome.value)
-    return result
-
-
-def _allocate_locked(*, ticket: Ticket, actor: Actor) -> AllocationResult:
-    """Allocation of a ticket the caller's transaction has locked (see ticket_allocate)."""
-    (result,) = _allocate_many_locked(tickets=[ticket], actor=actor)
     return result
 
 

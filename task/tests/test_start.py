@@ -1,4 +1,4 @@
-"""Starting a ticket's task (task.services.task_start_for_ticket through tickets.services.ticket_allocate)."""
+"""Starting a ticket's task (task.services.task_start_for_tickets through tickets.services.ticket_allocate)."""
 
 from __future__ import annotations
 
