@@ -68,11 +68,10 @@ class Designer:
 
     def __init__(self, driver, base_url: str) -> None:
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import Select, WebDriverWait
 
         self.driver, self.base_url, self.by = driver, base_url, By
-        self._select, self._wait, self._conditions = Select, WebDriverWait, expected_conditions
+        self._select, self._wait = Select, WebDriverWait
 
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
@@ -94,10 +93,22 @@ class Designer:
             box.click()
 
     def press(self, css: str) -> None:
-        """Click the (first) button the selector finds and wait for the next page."""
-        page = self.driver.find_element(self.by.TAG_NAME, "html")
+        """Click the (first) button the selector finds and wait until the next page has loaded.
+
+        The old page is marked with a window variable, which a new page does
+        not have. (Waiting for the old <html> element to go stale is racy:
+        Chrome may answer "node does not belong to the document" instead.)
+        """
+        from selenium.common.exceptions import WebDriverException
+
+        self.driver.execute_script("window.__leaving = true;")
         self.driver.find_element(self.by.CSS_SELECTOR, css).click()
-        self._wait(self.driver, 10).until(self._conditions.staleness_of(page))
+        # While the page changes, a script may find no document to run in: try again.
+        self._wait(self.driver, 10, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return window.__leaving === undefined && document.readyState === 'complete';"
+            )
+        )
 
     def text_of(self, css: str) -> str:
         return self.driver.find_element(self.by.CSS_SELECTOR, css).text
