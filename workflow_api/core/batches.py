@@ -69,6 +69,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -111,9 +112,13 @@ class BatchedInboundJob(InboundJob):
     """
 
     abstract = True
+    batch_run: Callable[[list[Delivery]], list[Any]]
 
-    def batch_run(self, deliveries: list[Delivery]) -> list[Any]:
-        raise NotImplementedError(f"{type(self).__name__} must define batch_run(deliveries)")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A job without its batch function would fail on its first message; fail where it is defined instead.
+        if not cls.__dict__.get("abstract") and not callable(getattr(cls, "batch_run", None)):
+            raise TypeError(f"{cls.__name__} is a BatchedInboundJob without batch_run(deliveries)")
 
     def start_strategy(self, app: Any, consumer: Any, **kwargs: Any) -> BatchingStrategy:
         # Called again when the consumer reconnects: the old instance's messages came
@@ -203,13 +208,16 @@ class BatchedInboundJob(InboundJob):
 
     def _record(self, delivery: Delivery, exc: Exception) -> str:
         """Record and dead-letter a failed message (ACK), or, if even that fails, give it back (REQUEUE)."""
+        return self._ack_unless_it_fails(
+            lambda: self.failed(delivery, exc), delivery, "could not dead-letter an inbound message; re-queueing it"
+        )
+
+    def _ack_unless_it_fails(self, step: Callable[[], object], delivery: Delivery, failure: str) -> str:
+        """ACK once `step` (recording, re-publishing) is done; REQUEUE, logged as `failure`, if it raised."""
         try:
-            self.failed(delivery, exc)
+            step()
         except Exception:
-            logger.exception(
-                "could not dead-letter an inbound message; re-queueing it",
-                extra={"task_name": self.name, "message_id": delivery.id},
-            )
+            logger.exception(failure, extra={"task_name": self.name, "message_id": delivery.id})
             return REQUEUE
         return ACK
 
@@ -223,22 +231,18 @@ class BatchedInboundJob(InboundJob):
             "inbound message failed on a transient error; retrying",
             extra={"task_name": self.name, "retries": delivery.retries, "countdown_s": countdown, "error": str(exc)},
         )
-        try:
-            self.apply_async(
+        return self._ack_unless_it_fails(
+            lambda: self.apply_async(
                 args=delivery.args,
                 kwargs=delivery.kwargs,
                 task_id=delivery.id,
                 countdown=countdown,
                 retries=delivery.retries + 1,
                 queue=delivery.queue or None,
-            )
-        except Exception:
-            logger.exception(
-                "could not publish a retry; re-queueing the message",
-                extra={"task_name": self.name, "message_id": delivery.id},
-            )
-            return REQUEUE
-        return ACK
+            ),
+            delivery,
+            "could not publish a retry; re-queueing the message",
+        )
 
 
 def run_batch(task_name: str, deliveries: list[Delivery]) -> list[str]:

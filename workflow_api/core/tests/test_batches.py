@@ -1008,3 +1008,8 @@ def test_a_message_jsonb_cannot_hold_is_still_recorded_and_acknowledged(tenant, 
     failure = InboundFailure.objects.get()
     assert (failure.message_id, failure.error_code) == ("m-unstorable", "invalid_ticket")
     assert failure.body["args"][0]["ticket_number"].startswith("TX")
+
+
+def test_a_batched_job_without_its_batch_function_is_refused_where_it_is_defined():
+    with pytest.raises(TypeError, match="without batch_run"):
+        type("NoBatchRun", (BatchedInboundJob,), {"name": "tests.no_batch_run"})
